@@ -1,0 +1,22 @@
+//! A GB/T 28181 (2016 and 2022) signalling stack.
+//!
+//! Layers, bottom up, each usable on its own:
+//!
+//! - [`sip`]: our own SIP message codec (RFC 3261 grammar, compact headers, folded lines,
+//!   streaming framing for TCP).
+//! - [`transaction`]: RFC 3261 §17 client and server transactions as sans-IO state machines.
+//! - [`digest`]: HTTP digest (MD5) authentication for REGISTER.
+//! - [`manscdp`]: MANSCDP XML bodies (Keepalive, Catalog, DeviceInfo, DeviceStatus, …) with
+//!   GB2312/GBK/GB18030 handling.
+//! - [`id`]: 20-digit device and channel IDs (Annex E).
+//! - [`platform`]: the platform (server) role: registrar, keepalive, device queries, catalog
+//!   collection, as a sans-IO core.
+//! - [`device`]: the device role: registration, keepalive and query answers, used by simulators
+//!   and for cascading to an upper platform.
+//! - `net` (feature `tokio`): a UDP + TCP transport shell that drives a sans-IO core.
+
+pub mod digest;
+pub mod id;
+pub mod manscdp;
+pub mod sip;
+pub mod transaction;
