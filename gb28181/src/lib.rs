@@ -13,10 +13,17 @@
 //!   collection, as a sans-IO core.
 //! - [`device`]: the device role: registration, keepalive and query answers, used by simulators
 //!   and for cascading to an upper platform.
+//! - [`ua`]: request/response building shared by both roles, RFC 3581 Via stamping, GB dates.
 //! - `net` (feature `tokio`): a UDP + TCP transport shell that drives a sans-IO core.
 
+pub mod device;
 pub mod digest;
 pub mod id;
 pub mod manscdp;
+#[cfg(feature = "tokio")]
+pub mod net;
+pub mod platform;
 pub mod sip;
 pub mod transaction;
+pub mod transport;
+pub mod ua;

@@ -1,0 +1,389 @@
+//! A tokio shell for a sans-IO SIP core: one UDP socket and a TCP listener on the same
+//! address (RFC 3261 §18), connections kept open so that a device registered over TCP is
+//! reached over the same connection.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::{Instant, SystemTime};
+//! use gb28181::net::{SipServer, Shell};
+//! use gb28181::platform::{Platform, PlatformConfig};
+//!
+//! let server = SipServer::bind("0.0.0.0:5060".parse().unwrap()).await?;
+//! let config = PlatformConfig::new("34020000002000000001", "192.0.2.1", 5060, "12345678");
+//! let core = Platform::new(config, Instant::now(), SystemTime::now());
+//! let (shell, _commands) = Shell::new(server, core);
+//! shell
+//!     .run(|core: &mut Platform, _now| {
+//!         while let Some(ev) = core.poll_event() {
+//!             println!("{ev:?}");
+//!         }
+//!     })
+//!     .await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::device::Device;
+use crate::platform::Platform;
+use crate::transport::{ConnId, Transmit, Transport};
+
+/// The interface a sans-IO core offers to the shell.
+pub trait SipCore: Send + 'static {
+    /// A UDP datagram arrived.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// Bytes arrived on a TCP connection.
+    fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]);
+    /// A TCP connection closed.
+    fn handle_connection_closed(&mut self, now: Instant, conn: ConnId);
+    /// A timer is due.
+    fn handle_timeout(&mut self, now: Instant);
+    /// Next message to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// Next connection to close.
+    fn poll_close(&mut self) -> Option<ConnId> {
+        None
+    }
+    /// Next timer.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+impl SipCore for Platform {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        Platform::handle_datagram(self, now, from, data)
+    }
+    fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
+        Platform::handle_stream(self, now, conn, from, data)
+    }
+    fn handle_connection_closed(&mut self, now: Instant, conn: ConnId) {
+        Platform::handle_connection_closed(self, now, conn)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Platform::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Platform::poll_transmit(self)
+    }
+    fn poll_close(&mut self) -> Option<ConnId> {
+        Platform::poll_close(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Platform::poll_timeout(self)
+    }
+}
+
+impl SipCore for Device {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        Device::handle_datagram(self, now, from, data)
+    }
+    fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
+        Device::handle_stream(self, now, conn, from, data)
+    }
+    fn handle_connection_closed(&mut self, now: Instant, _conn: ConnId) {
+        Device::handle_connection_closed(self, now)
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        Device::handle_timeout(self, now)
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        Device::poll_transmit(self)
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        Device::poll_timeout(self)
+    }
+}
+
+/// The bound sockets: UDP and TCP on one address.
+#[derive(Debug)]
+pub struct SipServer {
+    udp: Arc<UdpSocket>,
+    tcp: Option<TcpListener>,
+}
+
+impl SipServer {
+    /// Bind UDP and TCP on `addr` (port 0 picks a port, the same for both when possible).
+    pub async fn bind(addr: SocketAddr) -> io::Result<SipServer> {
+        let tcp = TcpListener::bind(addr).await?;
+        let udp_addr = SocketAddr::new(addr.ip(), tcp.local_addr()?.port());
+        let udp = UdpSocket::bind(udp_addr).await?;
+        Ok(SipServer {
+            udp: Arc::new(udp),
+            tcp: Some(tcp),
+        })
+    }
+
+    /// Bind UDP only (clients that talk UDP; TCP connections can still be opened with
+    /// [`Command::Connect`]).
+    pub async fn bind_udp(addr: SocketAddr) -> io::Result<SipServer> {
+        Ok(SipServer {
+            udp: Arc::new(UdpSocket::bind(addr).await?),
+            tcp: None,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.udp.local_addr()
+    }
+}
+
+/// Something to do on the core from another task.
+pub enum Command<C> {
+    /// Run a closure on the core.
+    Run(Box<dyn FnOnce(&mut C, Instant) + Send>),
+    /// Open a TCP connection; the closure gets its id (or the error) on the core.
+    Connect(
+        SocketAddr,
+        Box<dyn FnOnce(&mut C, Instant, io::Result<ConnId>) + Send>,
+    ),
+    /// Stop the shell.
+    Shutdown,
+}
+
+/// A handle to send [`Command`]s to a running [`Shell`].
+pub struct Handle<C> {
+    tx: mpsc::Sender<Command<C>>,
+}
+
+impl<C> Clone for Handle<C> {
+    fn clone(&self) -> Self {
+        Handle {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<C: Send + 'static> Handle<C> {
+    /// Run `f` on the core and return its result.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut C, Instant) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let cmd = Command::Run(Box::new(move |c: &mut C, now| {
+            let _ = tx.send(f(c, now));
+        }));
+        self.tx.send(cmd).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Send a raw command.
+    pub async fn send(&self, cmd: Command<C>) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    /// Ask the shell to stop.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+}
+
+enum ConnEvent {
+    Data(ConnId, SocketAddr, Bytes),
+    Closed(ConnId),
+    Accepted(TcpStream, SocketAddr),
+}
+
+struct Conn {
+    remote: SocketAddr,
+    writer: mpsc::UnboundedSender<Bytes>,
+    reader: JoinHandle<()>,
+}
+
+/// Runs a core on sockets. See the module documentation.
+pub struct Shell<C> {
+    server: SipServer,
+    core: C,
+    commands: mpsc::Receiver<Command<C>>,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    events_tx: mpsc::UnboundedSender<ConnEvent>,
+    events_rx: mpsc::UnboundedReceiver<ConnEvent>,
+}
+
+impl<C: SipCore> Shell<C> {
+    /// A shell for `core` on `server`, and the handle to command it.
+    pub fn new(server: SipServer, core: C) -> (Shell<C>, Handle<C>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let (etx, erx) = mpsc::unbounded_channel();
+        (
+            Shell {
+                server,
+                core,
+                commands: rx,
+                conns: HashMap::new(),
+                next_conn: 1,
+                events_tx: etx,
+                events_rx: erx,
+            },
+            Handle { tx },
+        )
+    }
+
+    /// Run until [`Command::Shutdown`] or until every handle is dropped. `on_step` runs after
+    /// every input, to drain the core's events.
+    pub async fn run(mut self, mut on_step: impl FnMut(&mut C, Instant) + Send) -> C {
+        if let Some(listener) = self.server.tcp.take() {
+            let etx = self.events_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((stream, from)) => {
+                            let _ = stream.set_nodelay(true);
+                            if etx.send(ConnEvent::Accepted(stream, from)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "TCP accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        let udp = self.server.udp.clone();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let deadline = self.core.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        let now = Instant::now();
+                        self.core.handle_datagram(now, from, &buf[..n]);
+                        // Take what else is queued without waiting, then flush once.
+                        for _ in 0..64 {
+                            match udp.try_recv_from(&mut buf) {
+                                Ok((n, from)) => self.core.handle_datagram(now, from, &buf[..n]),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "UDP receive error"),
+                },
+                Some(ev) = self.events_rx.recv() => {
+                    let now = Instant::now();
+                    match ev {
+                        ConnEvent::Data(conn, from, data) => self.core.handle_stream(now, conn, from, &data),
+                        ConnEvent::Closed(conn) => {
+                            if self.conns.remove(&conn).is_some() {
+                                debug!(%conn, "TCP connection closed");
+                                self.core.handle_connection_closed(now, conn);
+                            }
+                        }
+                        ConnEvent::Accepted(stream, from) => {
+                            let id = self.add_conn(stream, from);
+                            info!(%from, conn = %id, "TCP connection accepted");
+                        }
+                    }
+                }
+                cmd = self.commands.recv() => {
+                    let now = Instant::now();
+                    match cmd {
+                        Some(Command::Run(f)) => f(&mut self.core, now),
+                        Some(Command::Connect(addr, f)) => {
+                            let r = match TcpStream::connect(addr).await {
+                                Ok(stream) => {
+                                    let _ = stream.set_nodelay(true);
+                                    Ok(self.add_conn(stream, addr))
+                                }
+                                Err(e) => Err(e),
+                            };
+                            f(&mut self.core, Instant::now(), r);
+                        }
+                        Some(Command::Shutdown) | None => break,
+                    }
+                }
+                () = sleep => {
+                    self.core.handle_timeout(Instant::now());
+                }
+            }
+            self.flush().await;
+            on_step(&mut self.core, Instant::now());
+            self.flush().await;
+        }
+        for (_, c) in self.conns.drain() {
+            c.reader.abort();
+        }
+        self.core
+    }
+
+    fn add_conn(&mut self, stream: TcpStream, from: SocketAddr) -> ConnId {
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let (mut rd, mut wr) = stream.into_split();
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+        let etx = self.events_tx.clone();
+        tokio::spawn(async move {
+            while let Some(b) = wrx.recv().await {
+                if wr.write_all(&b).await.is_err() {
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let data = Bytes::copy_from_slice(&buf[..n]);
+                        if etx.send(ConnEvent::Data(id, from, data)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = etx.send(ConnEvent::Closed(id));
+        });
+        self.conns.insert(
+            id,
+            Conn {
+                remote: from,
+                writer: wtx,
+                reader,
+            },
+        );
+        id
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.core.poll_transmit() {
+            match t.transport {
+                Transport::Udp => {
+                    if let Err(e) = self.server.udp.send_to(&t.payload, t.remote).await {
+                        debug!(remote = %t.remote, error = %e, "UDP send failed");
+                    }
+                }
+                Transport::Tcp(id) => match self.conns.get(&id) {
+                    Some(c) if c.writer.send(t.payload).is_ok() => {}
+                    _ => debug!(conn = %id, remote = %t.remote, "TCP connection gone; message dropped"),
+                },
+            }
+        }
+        while let Some(id) = self.core.poll_close() {
+            if let Some(c) = self.conns.remove(&id) {
+                debug!(conn = %id, remote = %c.remote, "closing TCP connection");
+                c.reader.abort();
+            }
+        }
+    }
+}

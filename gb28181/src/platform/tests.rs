@@ -1,0 +1,387 @@
+//! Platform core against device cores, on simulated time and an in-memory network.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::device::{Device, DeviceConfig, DeviceEvent};
+use crate::manscdp::{CatalogItem, DeviceInfo};
+use crate::sip::Message;
+
+const PLATFORM_ID: &str = "34020000002000000001";
+const PLATFORM_ADDR: &str = "127.0.0.1:5060";
+
+fn platform_addr() -> SocketAddr {
+    PLATFORM_ADDR.parse().unwrap()
+}
+
+fn device_addr(i: usize) -> SocketAddr {
+    format!("127.0.0.2:{}", 15060 + i).parse().unwrap()
+}
+
+fn device_id(i: usize) -> String {
+    format!("340200000013200{:05}", i + 1)
+}
+
+fn channels(dev: &str, n: usize) -> Vec<CatalogItem> {
+    (0..n)
+        .map(|c| {
+            let mut item = CatalogItem::new(&format!("{}{:03}", &dev[..17], c + 1), &format!("通道{}", c + 1));
+            item.parent_id = Some(dev.to_owned());
+            item.status = Some("ON".into());
+            item
+        })
+        .collect()
+}
+
+fn device_config(i: usize, password: &str, n_channels: usize) -> DeviceConfig {
+    let id = device_id(i);
+    DeviceConfig {
+        server_id: PLATFORM_ID.into(),
+        server_domain: "3402000000".into(),
+        server: platform_addr(),
+        local_host: "127.0.0.2".into(),
+        local_port: device_addr(i).port(),
+        password: password.into(),
+        expires: Duration::from_secs(3600),
+        keepalive_interval: Duration::from_secs(60),
+        keepalive_max_missed: 3,
+        register_retry: Duration::from_secs(60),
+        gb_version: Some("3.0".into()),
+        charset: Charset::Gb2312,
+        info: DeviceInfo {
+            device_name: Some("大门口".into()),
+            manufacturer: Some("Sim".into()),
+            model: Some("IPC-1".into()),
+            firmware: Some("1.0".into()),
+            channel: Some(n_channels as u32),
+            ..DeviceInfo::default()
+        },
+        channels: channels(&id, n_channels),
+        catalog_page_size: 2,
+        user_agent: "sim".into(),
+        timers: TimerConfig::default(),
+        id,
+    }
+}
+
+/// An in-memory network between one platform and some devices, with simulated time.
+struct Net {
+    now: Instant,
+    platform: Platform,
+    devices: Vec<Device>,
+    platform_events: Vec<PlatformEvent>,
+    device_events: Vec<Vec<DeviceEvent>>,
+    /// Devices whose traffic is dropped (gone silent).
+    muted: Vec<bool>,
+    /// Every message the platform sent, for inspection.
+    sent_by_platform: Vec<Message>,
+    sent_by_devices: Vec<Message>,
+}
+
+impl Net {
+    fn new(config: PlatformConfig) -> Net {
+        let now = Instant::now();
+        Net {
+            platform: Platform::new(config, now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            now,
+            devices: Vec::new(),
+            platform_events: Vec::new(),
+            device_events: Vec::new(),
+            muted: Vec::new(),
+            sent_by_platform: Vec::new(),
+            sent_by_devices: Vec::new(),
+        }
+    }
+
+    fn config() -> PlatformConfig {
+        PlatformConfig::new(PLATFORM_ID, "127.0.0.1", 5060, "12345678")
+    }
+
+    fn add(&mut self, cfg: DeviceConfig) -> usize {
+        let mut d = Device::new(cfg, Transport::Udp);
+        d.start(self.now);
+        self.devices.push(d);
+        self.device_events.push(Vec::new());
+        self.muted.push(false);
+        self.pump();
+        self.devices.len() - 1
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..100_000 {
+            let mut moved = false;
+            while let Some(t) = self.platform.poll_transmit() {
+                moved = true;
+                self.sent_by_platform.push(Message::parse(&t.payload).unwrap());
+                if let Some(i) = (0..self.devices.len()).find(|&i| device_addr(i) == t.remote)
+                    && !self.muted[i]
+                {
+                    self.devices[i].handle_datagram(self.now, platform_addr(), &t.payload);
+                }
+            }
+            for i in 0..self.devices.len() {
+                while let Some(t) = self.devices[i].poll_transmit() {
+                    moved = true;
+                    assert_eq!(t.remote, platform_addr());
+                    self.sent_by_devices.push(Message::parse(&t.payload).unwrap());
+                    if !self.muted[i] {
+                        self.platform.handle_datagram(self.now, device_addr(i), &t.payload);
+                    }
+                }
+                while let Some(e) = self.devices[i].poll_event() {
+                    self.device_events[i].push(e);
+                }
+            }
+            while let Some(e) = self.platform.poll_event() {
+                self.platform_events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("network did not settle");
+    }
+
+    /// Advance simulated time to `now + d`, firing every timer on the way.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            let next = std::iter::once(self.platform.poll_timeout())
+                .chain(self.devices.iter().map(|d| d.poll_timeout()))
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.platform.handle_timeout(self.now);
+                    for d in &mut self.devices {
+                        d.handle_timeout(self.now);
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+    }
+
+    fn take_events(&mut self) -> Vec<PlatformEvent> {
+        std::mem::take(&mut self.platform_events)
+    }
+}
+
+#[test]
+fn device_registers_with_digest_and_catalog_is_collected() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 5));
+    let id = device_id(i);
+    let events = net.take_events();
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Registered { device_id, gb_version, refresh: false, .. } if *device_id == id && gb_version.as_deref() == Some("3.0"))));
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == id)));
+    let info = events.iter().find_map(|e| match e {
+        PlatformEvent::DeviceInfo { info, .. } => Some(info.clone()),
+        _ => None,
+    });
+    assert_eq!(info.unwrap().device_name.as_deref(), Some("大门口"));
+    let catalog = events.iter().find_map(|e| match e {
+        PlatformEvent::Catalog { result, .. } => Some(result.clone()),
+        _ => None,
+    });
+    let catalog = catalog.expect("catalog collected");
+    assert!(catalog.complete);
+    assert_eq!(catalog.sum_num, 5);
+    assert_eq!(catalog.items.len(), 5);
+    assert_eq!(catalog.pages, 3);
+    assert_eq!(catalog.items[0].name.as_deref(), Some("通道1"));
+    assert!(matches!(net.device_events[i][0], DeviceEvent::Registered { .. }));
+
+    // The 401 carried the realm and qop; the 200 carried a GB Date and echoed X-GB-ver.
+    let responses: Vec<&crate::sip::Response> = net
+        .sent_by_platform
+        .iter()
+        .filter_map(|m| match m {
+            Message::Response(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let challenge = responses.iter().find(|r| r.status == 401).unwrap();
+    let www = challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap();
+    assert!(www.contains("realm=\"3402000000\"") && www.contains("qop=\"auth\""), "{www}");
+    let ok = responses
+        .iter()
+        .find(|r| r.status == 200 && r.headers.cseq().unwrap().method == Method::Register)
+        .unwrap();
+    let date = ok.headers.get(&HeaderName::Date).unwrap();
+    assert_eq!(date.len(), "2023-11-15T06:13:20.000".len());
+    assert_eq!(&date[10..11], "T");
+    assert_eq!(date, "2023-11-15T06:13:20.000", "Beijing time of the wall clock");
+    assert_eq!(ok.headers.get(&HeaderName::Other("x-gb-ver".into())), Some("3.0"));
+    let dev = net.platform.device(&id).unwrap();
+    assert!(dev.online && dev.registered);
+    assert_eq!(dev.remote, Some(device_addr(i)));
+}
+
+#[test]
+fn wrong_password_gets_403() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "wrong", 1));
+    let events = net.take_events();
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::AuthFailed { reason: AuthFailure::WrongPassword, .. })));
+    assert!(!events.iter().any(|e| matches!(e, PlatformEvent::Online { .. })));
+    assert!(net.device_events[i].contains(&DeviceEvent::RegisterFailed { status: Some(403) }));
+    assert!(!net.platform.device(&device_id(i)).is_some_and(|d| d.online));
+}
+
+#[test]
+fn per_device_password_overrides_global() {
+    let mut net = Net::new(Net::config());
+    net.platform.provision(
+        &device_id(0),
+        DeviceSettings {
+            password: Some("special".into()),
+            charset: None,
+        },
+    );
+    net.add(device_config(0, "special", 1));
+    net.add(device_config(1, "special", 1));
+    let events = net.take_events();
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == device_id_of(0))));
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::AuthFailed { device_id, .. } if *device_id == device_id_of(1))));
+}
+
+fn device_id_of(i: usize) -> String {
+    device_id(i)
+}
+
+#[test]
+fn unknown_devices_can_be_rejected() {
+    let mut config = Net::config();
+    config.unknown_devices = UnknownDevicePolicy::Reject;
+    let mut net = Net::new(config);
+    net.platform.provision(&device_id(1), DeviceSettings::default());
+    let a = net.add(device_config(0, "12345678", 1));
+    let b = net.add(device_config(1, "12345678", 1));
+    assert!(net.device_events[a].contains(&DeviceEvent::RegisterFailed { status: Some(403) }));
+    assert!(net.device_events[b].iter().any(|e| matches!(e, DeviceEvent::Registered { .. })));
+}
+
+#[test]
+fn missed_keepalives_make_a_device_offline() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 1));
+    net.advance(Duration::from_secs(150));
+    assert!(net.platform.device(&device_id(i)).unwrap().online);
+    let keepalives = net
+        .take_events()
+        .iter()
+        .filter(|e| matches!(e, PlatformEvent::Keepalive { .. }))
+        .count();
+    assert_eq!(keepalives, 2, "keepalives at 60 s and 120 s");
+    // The device goes silent after its keepalive at 120 s.
+    net.muted[i] = true;
+    net.advance(Duration::from_secs(149)); // t = 299 s: 179 s since the last keepalive
+    assert!(net.platform.device(&device_id(i)).unwrap().online);
+    net.advance(Duration::from_secs(2)); // t = 301 s
+    let events = net.take_events();
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::KeepaliveTimeout, .. })));
+    assert!(!net.platform.device(&device_id(i)).unwrap().online);
+    // It comes back: its next keepalive makes it online again (the registration is valid).
+    net.muted[i] = false;
+    net.advance(Duration::from_secs(60));
+    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Online { .. })));
+}
+
+#[test]
+fn registration_expiry_and_unregister() {
+    let mut config = Net::config();
+    config.keepalive_interval = Duration::from_secs(10_000);
+    let mut net = Net::new(config);
+    let mut cfg = device_config(0, "12345678", 1);
+    cfg.expires = Duration::from_secs(100);
+    cfg.keepalive_interval = Duration::from_secs(10_000);
+    let i = net.add(cfg);
+    net.take_events();
+    // The device refreshes at 80 % of the lifetime: still online after 150 s.
+    net.advance(Duration::from_secs(150));
+    let events = net.take_events();
+    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Registered { refresh: true, .. })));
+    assert!(net.platform.device(&device_id(i)).unwrap().online);
+    // Silence: the registration runs out.
+    net.muted[i] = true;
+    net.advance(Duration::from_secs(101));
+    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::RegistrationExpired, .. })));
+    // Back, then unregister.
+    net.muted[i] = false;
+    net.advance(Duration::from_secs(61)); // register retry after failures
+    assert!(net.platform.device(&device_id(i)).unwrap().online);
+    net.devices[i].unregister(net.now);
+    net.pump();
+    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::Unregistered, .. })));
+    assert!(net.device_events[i].contains(&DeviceEvent::Unregistered));
+}
+
+#[test]
+fn message_from_unregistered_device_gets_404() {
+    let mut net = Net::new(Net::config());
+    let msg = format!(
+        "MESSAGE sip:{PLATFORM_ID}@3402000000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.9:5060;rport;branch=z9hG4bKx1\r\n\
+         From: <sip:34020000001320000099@3402000000>;tag=1\r\n\
+         To: <sip:{PLATFORM_ID}@3402000000>\r\n\
+         Call-ID: k1\r\nCSeq: 1 MESSAGE\r\nContent-Type: Application/MANSCDP+xml\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    net.platform
+        .handle_datagram(net.now, "127.0.0.9:5060".parse().unwrap(), msg.as_bytes());
+    let t = net.platform.poll_transmit().unwrap();
+    match Message::parse(&t.payload).unwrap() {
+        Message::Response(r) => {
+            assert_eq!(r.status, 404);
+            let via = r.headers.top_via().unwrap();
+            assert_eq!(via.rport(), Some(Some(5060)));
+            assert_eq!(via.received(), Some("127.0.0.9"));
+        }
+        Message::Request(_) => panic!("expected a response"),
+    }
+}
+
+#[test]
+fn nonce_replay_and_expiry_get_stale() {
+    let mut config = Net::config();
+    config.nonce_ttl = Duration::from_secs(30);
+    let mut net = Net::new(config);
+    net.add(device_config(0, "12345678", 0));
+    // Replay the authenticated REGISTER as captured.
+    let authed = net
+        .sent_by_devices
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let replay = |net: &mut Net| {
+        net.platform.handle_datagram(net.now, device_addr(0), &authed.to_bytes());
+        let mut last = None;
+        while let Some(t) = net.platform.poll_transmit() {
+            if let Ok(Message::Response(r)) = Message::parse(&t.payload) {
+                last = Some(r);
+            }
+        }
+        last
+    };
+    // Same transaction: the layer replays the 200 (a retransmission, not a new request).
+    assert_eq!(replay(&mut net).unwrap().status, 200);
+    // A new transaction with the used nonce: stale.
+    let mut again = authed.clone();
+    let via = again.headers.get(&HeaderName::Via).unwrap().replace("branch=", "branch=z9hG4bKreplay");
+    again.headers.set(HeaderName::Via, via);
+    net.platform.handle_datagram(net.now, device_addr(0), &again.to_bytes());
+    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
+        Message::Response(r) => r,
+        _ => panic!(),
+    };
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get(&HeaderName::WwwAuthenticate).unwrap().contains("stale=true"));
+}
