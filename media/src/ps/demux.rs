@@ -303,10 +303,7 @@ impl PsDemuxer {
                 self.input.advance(4);
                 Step::Progress
             }
-            super::SYSTEM_HEADER => {
-                self.out.stats.system_headers += 1;
-                self.skip_element(None)
-            }
+            super::SYSTEM_HEADER => self.skip_element(None),
             super::PROGRAM_STREAM_MAP => self.psm(),
             super::PRIVATE_STREAM_1 | super::PRIVATE_STREAM_2 => {
                 self.skip_element(Some(Quirk::PrivateStreamSkipped))
@@ -324,6 +321,9 @@ impl PsDemuxer {
             return self.short(6);
         };
         let len = usize::from(u16::from_be_bytes([b[4], b[5]]));
+        if b[3] == super::SYSTEM_HEADER {
+            self.out.stats.system_headers += 1;
+        }
         if let Some(q) = quirk {
             self.out.quirk(q);
         }
