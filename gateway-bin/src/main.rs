@@ -1,1 +1,297 @@
-fn main() {}
+//! `gb28181-gateway`: the server a county platform runs. It registers GB/T 28181 cameras and
+//! NVRs, keeps the device registry in SQLite and serves a REST API.
+
+mod api;
+mod config;
+mod registry;
+mod signalling;
+mod store;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use clap::Parser;
+use gb28181::net::SipServer;
+use gb28181::platform::{DeviceSettings, Platform, PlatformConfig, UnknownDevicePolicy};
+use rand::RngCore;
+use tracing::{error, info, warn};
+
+use crate::config::{Config, UnknownDevices};
+use crate::registry::{DeviceRecord, Registry};
+use crate::signalling::Signalling;
+use crate::store::{Store, StoreHandle, millis};
+
+/// GB/T 28181 gateway: device registry, REST API.
+#[derive(Debug, Parser)]
+#[command(name = "gb28181-gateway", version, about)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated credentials). Default: ./data
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// SIP listen address (UDP and TCP). Default: 0.0.0.0:5060
+    #[arg(long, value_name = "ADDR:PORT")]
+    sip_listen: Option<SocketAddr>,
+    /// Address announced in Via/Contact.
+    #[arg(long, value_name = "IP")]
+    sip_announce_ip: Option<IpAddr>,
+    /// HTTP listen address. Default: 0.0.0.0:8080
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<SocketAddr>,
+    /// Platform ID (20 digits).
+    #[arg(long, value_name = "ID")]
+    sip_id: Option<String>,
+    /// SIP domain / realm (default: first 10 digits of the ID).
+    #[arg(long, value_name = "DOMAIN")]
+    sip_domain: Option<String>,
+    /// Global device password.
+    #[arg(long, value_name = "PW")]
+    sip_password: Option<String>,
+    /// API bearer token.
+    #[arg(long, value_name = "TOKEN")]
+    api_token: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn random_secret(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
+/// A configured secret, else the one stored at first start, else a new one (stored).
+fn secret(
+    store: &Store,
+    configured: Option<String>,
+    key: &str,
+    bytes: usize,
+) -> Result<(String, bool), Box<dyn std::error::Error>> {
+    if let Some(v) = configured {
+        return Ok((v, false));
+    }
+    if let Some(v) = store.setting(key)? {
+        return Ok((v, false));
+    }
+    let v = random_secret(bytes);
+    store.set_setting(key, &v)?;
+    Ok((v, true))
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let mut cfg = match &cli.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(v) = cli.data_dir {
+        cfg.data_dir = Some(v);
+    }
+    if let Some(v) = cli.sip_listen {
+        cfg.sip.listen = v;
+    }
+    if let Some(v) = cli.sip_announce_ip {
+        cfg.sip.announce_ip = Some(v);
+    }
+    if let Some(v) = cli.http_listen {
+        cfg.http.listen = v;
+    }
+    if let Some(v) = cli.sip_id {
+        cfg.sip.id = v;
+    }
+    if let Some(v) = cli.sip_domain {
+        cfg.sip.domain = Some(v);
+    }
+    if let Some(v) = cli.sip_password {
+        cfg.sip.password = Some(v);
+    }
+    if let Some(v) = cli.api_token {
+        cfg.http.api_token = Some(v);
+    }
+    cfg.validate()?;
+
+    let data_dir = cfg
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("data"));
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
+    let store = Store::open(&data_dir)
+        .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?;
+
+    let (password, new_password) = secret(&store, cfg.sip.password.clone(), "sip_password", 6)?;
+    let (token, new_token) = secret(&store, cfg.http.api_token.clone(), "api_token", 16)?;
+
+    // Known devices are listed at once, offline until they show up.
+    let registry = Registry::default();
+    let mut items_by_device: std::collections::HashMap<String, Vec<_>> = Default::default();
+    for (device, item) in store.items()? {
+        items_by_device.entry(device).or_default().push(item);
+    }
+    let rows = store.devices()?;
+    let closed = store.close_open_sessions(millis(SystemTime::now()), "gateway_restart")?;
+    if closed > 0 {
+        info!(
+            devices = closed,
+            "recorded devices offline after an unclean stop"
+        );
+    }
+    let mut provisioned = Vec::new();
+    for row in rows {
+        let items = items_by_device.remove(&row.device_id).unwrap_or_default();
+        let settings = DeviceSettings {
+            password: row.password.clone(),
+            charset: row.charset.as_deref().and_then(|c| c.parse().ok()),
+        };
+        provisioned.push((row.device_id.clone(), settings));
+        registry.insert(DeviceRecord::from_row(row, items));
+    }
+
+    let announce = match (cfg.sip.announce_ip, cfg.sip.listen.ip()) {
+        (Some(ip), _) => ip,
+        (None, ip) if !ip.is_unspecified() => ip,
+        (None, _) => {
+            warn!(
+                "sip.announce_ip is not set and SIP listens on a wildcard address: announcing 127.0.0.1; set sip.announce_ip to the address devices reach"
+            );
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+    };
+    let sip_server = SipServer::bind(cfg.sip.listen)
+        .await
+        .map_err(|e| format!("cannot bind SIP on {}: {e}", cfg.sip.listen))?;
+    let sip_addr = sip_server.local_addr()?;
+
+    let mut pc = PlatformConfig::new(
+        &cfg.sip.id,
+        &announce.to_string(),
+        sip_addr.port(),
+        &password,
+    );
+    pc.domain = cfg.sip.domain();
+    pc.unknown_devices = match cfg.sip.unknown_devices {
+        UnknownDevices::Accept => UnknownDevicePolicy::Accept,
+        UnknownDevices::Reject => UnknownDevicePolicy::Reject,
+    };
+    pc.keepalive_interval = cfg.sip.keepalive_interval();
+    pc.keepalive_max_missed = cfg.sip.keepalive_max_missed;
+    pc.default_expires = Duration::from_secs(cfg.sip.default_expires_secs.max(60));
+    pc.nonce_ttl = Duration::from_secs(cfg.sip.nonce_ttl_secs.max(10));
+    pc.query_timeout = Duration::from_secs(cfg.sip.query_timeout_secs.max(1));
+    pc.catalog_page_timeout = Duration::from_secs(cfg.sip.catalog_page_timeout_secs.max(1));
+    pc.utc_offset = Duration::from_secs(u64::from(cfg.sip.utc_offset_hours) * 3600);
+    pc.auto_query = cfg.sip.auto_query;
+    let mut core = Platform::new(pc, Instant::now(), SystemTime::now());
+    for (id, settings) in provisioned {
+        core.provision(&id, settings);
+    }
+
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| warn!(error = %e, "metrics recorder not installed"))
+        .ok();
+
+    let store = StoreHandle::spawn(store);
+    let (signalling, sip_task) =
+        Signalling::start(sip_server, core, registry.clone(), store.clone());
+
+    let state = api::AppState {
+        registry: registry.clone(),
+        signalling: signalling.clone(),
+        store: store.clone(),
+        token: Arc::from(token.as_str()),
+        metrics,
+        query_wait: Duration::from_secs(cfg.http.query_wait_secs.max(1)),
+    };
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|e| format!("cannot bind HTTP on {}: {e}", cfg.http.listen))?;
+    let http_addr = listener.local_addr()?;
+
+    println!("gb28181-gateway {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "  SIP   udp+tcp {sip_addr} (announced as {announce}:{}), platform ID {}, domain {}",
+        sip_addr.port(),
+        cfg.sip.id,
+        cfg.sip.domain()
+    );
+    println!("  HTTP  http://{http_addr}/  (API under /api/v1)");
+    println!("  data  {}", data_dir.display());
+    if new_password {
+        println!("  generated SIP device password: {password}");
+    }
+    if new_token {
+        println!("  generated API token: {token}");
+    }
+    println!("  devices known: {}", registry.len());
+    info!(%sip_addr, %http_addr, "gateway started");
+
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    if let Err(e) = server.await {
+        error!(error = %e, "HTTP server failed");
+    }
+    info!("shutting down");
+    signalling.shutdown().await;
+    if let Ok(core) = sip_task.await {
+        let now = millis(SystemTime::now());
+        for d in core.devices().filter(|d| d.online) {
+            let id = d.id.clone();
+            store.write(move |s| s.add_event(&id, now, "offline", Some("gateway_shutdown")));
+        }
+    }
+    let flush = store.clone();
+    let _ = tokio::task::spawn_blocking(move || flush.flush_blocking()).await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

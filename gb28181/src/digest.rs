@@ -92,7 +92,9 @@ impl DigestChallenge {
         Ok(DigestChallenge {
             realm: get("realm").ok_or(DigestError::Missing("realm"))?,
             nonce: get("nonce").ok_or(DigestError::Missing("nonce"))?,
-            qop_auth: qop.split(',').any(|q| q.trim().eq_ignore_ascii_case("auth")),
+            qop_auth: qop
+                .split(',')
+                .any(|q| q.trim().eq_ignore_ascii_case("auth")),
             stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
             opaque: get("opaque"),
         })
@@ -504,7 +506,9 @@ mod tests {
             Err(DigestError::Syntax(_))
         ));
         assert_eq!(
-            DigestCredentials::parse("Digest username=a, realm=b, nonce=c, uri=d, response=e, algorithm=SHA-256"),
+            DigestCredentials::parse(
+                "Digest username=a, realm=b, nonce=c, uri=d, response=e, algorithm=SHA-256"
+            ),
             Err(DigestError::Algorithm("SHA-256".into()))
         );
     }
@@ -545,7 +549,11 @@ mod tests {
         let late = t0 + Duration::from_secs(61);
         assert_eq!(store.check(&q, 2, late), NonceCheck::Stale, "expired");
         store.expire(late);
-        assert_eq!(store.check(&q, 2, late), NonceCheck::Stale, "still recognised");
+        assert_eq!(
+            store.check(&q, 2, late),
+            NonceCheck::Stale,
+            "still recognised"
+        );
         let later = t0 + Duration::from_secs(121);
         store.expire(later);
         assert_eq!(store.check(&q, 2, later), NonceCheck::Unknown);

@@ -375,7 +375,9 @@ impl<C: SipCore> Shell<C> {
                 }
                 Transport::Tcp(id) => match self.conns.get(&id) {
                     Some(c) if c.writer.send(t.payload).is_ok() => {}
-                    _ => debug!(conn = %id, remote = %t.remote, "TCP connection gone; message dropped"),
+                    _ => {
+                        debug!(conn = %id, remote = %t.remote, "TCP connection gone; message dropped")
+                    }
                 },
             }
         }

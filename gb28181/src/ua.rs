@@ -232,6 +232,9 @@ mod tests {
         let t0 = Instant::now();
         let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let c = WallClock::new(t0, w0);
-        assert_eq!(c.at(t0 + Duration::from_secs(5)), w0 + Duration::from_secs(5));
+        assert_eq!(
+            c.at(t0 + Duration::from_secs(5)),
+            w0 + Duration::from_secs(5)
+        );
     }
 }

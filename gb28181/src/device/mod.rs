@@ -245,7 +245,13 @@ impl Device {
 
     /// Feed an already parsed message (a shell serving many devices on one socket parses once
     /// and dispatches by ID).
-    pub fn handle_message(&mut self, now: Instant, msg: Message, transport: Transport, from: SocketAddr) {
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        transport: Transport,
+        from: SocketAddr,
+    ) {
         match msg {
             Message::Request(mut r) => {
                 ua::stamp_received(&mut r, from);
@@ -512,7 +518,10 @@ impl Device {
                     .get(&name)
                     .and_then(|v| DigestChallenge::parse(v).ok())
                 else {
-                    warn!(status = resp.status, "challenge without usable WWW-Authenticate");
+                    warn!(
+                        status = resp.status,
+                        "challenge without usable WWW-Authenticate"
+                    );
                     self.fail_registration(now);
                     return;
                 };
@@ -533,8 +542,9 @@ impl Device {
                 self.send_register(now, Some(creds.to_header_value()));
             }
             status => {
-                self.events
-                    .push_back(DeviceEvent::RegisterFailed { status: Some(status) });
+                self.events.push_back(DeviceEvent::RegisterFailed {
+                    status: Some(status),
+                });
                 self.fail_registration(now);
             }
         }
@@ -601,7 +611,11 @@ impl Device {
                 self.config.catalog_page_size.max(1),
             ),
             Body::DeviceInfoQuery => {
-                vec![Manscdp::device_info_response(sn, &self.config.id, self.config.info.clone())]
+                vec![Manscdp::device_info_response(
+                    sn,
+                    &self.config.id,
+                    self.config.info.clone(),
+                )]
             }
             Body::DeviceStatusQuery => vec![Manscdp::device_status_response(
                 sn,
@@ -617,8 +631,8 @@ impl Device {
             cmd_type: msg.cmd_type.to_string(),
             sn,
         });
-        let idle = self.outbox.is_empty()
-            && !self.pending.iter().any(|(_, p)| *p == Pending::Response);
+        let idle =
+            self.outbox.is_empty() && !self.pending.iter().any(|(_, p)| *p == Pending::Response);
         self.outbox.extend(answers);
         if idle {
             self.send_next_page(now);

@@ -23,9 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 
-pub use event::{
-    AuthFailure, CatalogResult, OfflineReason, PlatformEvent, QueryError, QueryId,
-};
+pub use event::{AuthFailure, CatalogResult, OfflineReason, PlatformEvent, QueryError, QueryId};
 
 use crate::digest::NonceStore;
 use crate::manscdp::{Charset, Manscdp};
@@ -300,8 +298,7 @@ impl Platform {
                 Ok(Some(msg)) => self.handle_message(now, msg, Transport::Tcp(conn), from),
                 Ok(None) => break,
                 Err(e) => {
-                    metrics::counter!("sip_parse_errors_total", "transport" => "tcp")
-                        .increment(1);
+                    metrics::counter!("sip_parse_errors_total", "transport" => "tcp").increment(1);
                     warn!(%from, %conn, error = %e, "closing TCP connection after a framing error");
                     self.closes.push_back(conn);
                     self.handle_connection_closed(now, conn);
@@ -378,7 +375,13 @@ impl Platform {
         }
     }
 
-    fn handle_message(&mut self, now: Instant, msg: Message, transport: Transport, from: SocketAddr) {
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        msg: Message,
+        transport: Transport,
+        from: SocketAddr,
+    ) {
         match msg {
             Message::Request(mut req) => {
                 metrics::counter!("sip_messages_in_total", "kind" => "request", "method" => req.method.to_string()).increment(1);
@@ -485,7 +488,13 @@ impl Platform {
 
     /// MESSAGE (§9.3): 404 from unregistered devices, 400 for unreadable bodies, otherwise
     /// 200 at once and the body is handled.
-    fn on_message(&mut self, now: Instant, req: &Request, transport: Transport, remote: SocketAddr) -> u16 {
+    fn on_message(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> u16 {
         let Some(device_id) = from_user(req) else {
             return 400;
         };
@@ -676,12 +685,20 @@ impl Platform {
 
     /// Query the catalog of a device (Annex M). The result arrives as
     /// [`PlatformEvent::Catalog`] or [`PlatformEvent::QueryFailed`].
-    pub fn query_catalog(&mut self, now: Instant, device_id: &str) -> Result<QueryId, CommandError> {
+    pub fn query_catalog(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+    ) -> Result<QueryId, CommandError> {
         self.start_query(now, device_id, query::Kind::Catalog)
     }
 
     /// Query DeviceInfo; answered by [`PlatformEvent::DeviceInfo`].
-    pub fn query_device_info(&mut self, now: Instant, device_id: &str) -> Result<QueryId, CommandError> {
+    pub fn query_device_info(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+    ) -> Result<QueryId, CommandError> {
         self.start_query(now, device_id, query::Kind::DeviceInfo)
     }
 
@@ -694,7 +711,12 @@ impl Platform {
         self.start_query(now, device_id, query::Kind::DeviceStatus)
     }
 
-    fn start_query(&mut self, now: Instant, device_id: &str, kind: query::Kind) -> Result<QueryId, CommandError> {
+    fn start_query(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+        kind: query::Kind,
+    ) -> Result<QueryId, CommandError> {
         let sn = self.next_sn();
         let body = match kind {
             query::Kind::Catalog => Manscdp::catalog_query(sn, device_id),
@@ -718,14 +740,20 @@ fn from_user(req: &Request) -> Option<String> {
 
 fn count_out(payload: &[u8]) {
     // The first line tells request from response without a full parse.
-    let line_end = payload.iter().position(|&b| b == b'\r').unwrap_or(payload.len()).min(64);
+    let line_end = payload
+        .iter()
+        .position(|&b| b == b'\r')
+        .unwrap_or(payload.len())
+        .min(64);
     let line = &payload[..line_end];
     if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
         let status = String::from_utf8_lossy(rest.get(..3).unwrap_or(rest)).into_owned();
-        metrics::counter!("sip_messages_out_total", "kind" => "response", "status" => status).increment(1);
+        metrics::counter!("sip_messages_out_total", "kind" => "response", "status" => status)
+            .increment(1);
     } else {
         let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
         let method = String::from_utf8_lossy(&line[..method_end]).into_owned();
-        metrics::counter!("sip_messages_out_total", "kind" => "request", "method" => method).increment(1);
+        metrics::counter!("sip_messages_out_total", "kind" => "request", "method" => method)
+            .increment(1);
     }
 }

@@ -186,7 +186,15 @@ impl Queries {
         });
         let Some(id) = id else {
             if let Body::Catalog(page) = msg.body {
-                self.unsolicited_page(now, device_id, msg.sn, page.sum_num, page.items, page_timeout, events);
+                self.unsolicited_page(
+                    now,
+                    device_id,
+                    msg.sn,
+                    page.sum_num,
+                    page.items,
+                    page_timeout,
+                    events,
+                );
                 return None;
             }
             return Some(msg);
@@ -221,7 +229,8 @@ impl Queries {
                         .and_then(|p| p.catalog)
                         .unwrap_or_default();
                     info!(%device_id, items = collector.items.len(), pages = collector.pages, "catalog complete");
-                    metrics::counter!("catalog_items_total").increment(collector.items.len() as u64);
+                    metrics::counter!("catalog_items_total")
+                        .increment(collector.items.len() as u64);
                     events.push_back(PlatformEvent::Catalog {
                         query: Some(id),
                         device_id: device_id.to_owned(),

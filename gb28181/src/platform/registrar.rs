@@ -53,7 +53,11 @@ impl Platform {
             Ok(c) => c,
             Err(e) => {
                 warn!(%device_id, %remote, error = %e, "unusable Authorization header: new challenge");
-                self.auth_failed(&device_id, remote, AuthFailure::BadCredentials(e.to_string()));
+                self.auth_failed(
+                    &device_id,
+                    remote,
+                    AuthFailure::BadCredentials(e.to_string()),
+                );
                 return self.challenge(now, req, false);
             }
         };

@@ -26,7 +26,10 @@ fn device_id(i: usize) -> String {
 fn channels(dev: &str, n: usize) -> Vec<CatalogItem> {
     (0..n)
         .map(|c| {
-            let mut item = CatalogItem::new(&format!("{}{:03}", &dev[..17], c + 1), &format!("通道{}", c + 1));
+            let mut item = CatalogItem::new(
+                &format!("{}{:03}", &dev[..17], c + 1),
+                &format!("通道{}", c + 1),
+            );
             item.parent_id = Some(dev.to_owned());
             item.status = Some("ON".into());
             item
@@ -83,7 +86,11 @@ impl Net {
     fn new(config: PlatformConfig) -> Net {
         let now = Instant::now();
         Net {
-            platform: Platform::new(config, now, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            platform: Platform::new(
+                config,
+                now,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            ),
             now,
             devices: Vec::new(),
             platform_events: Vec::new(),
@@ -113,7 +120,8 @@ impl Net {
             let mut moved = false;
             while let Some(t) = self.platform.poll_transmit() {
                 moved = true;
-                self.sent_by_platform.push(Message::parse(&t.payload).unwrap());
+                self.sent_by_platform
+                    .push(Message::parse(&t.payload).unwrap());
                 if let Some(i) = (0..self.devices.len()).find(|&i| device_addr(i) == t.remote)
                     && !self.muted[i]
                 {
@@ -124,9 +132,11 @@ impl Net {
                 while let Some(t) = self.devices[i].poll_transmit() {
                     moved = true;
                     assert_eq!(t.remote, platform_addr());
-                    self.sent_by_devices.push(Message::parse(&t.payload).unwrap());
+                    self.sent_by_devices
+                        .push(Message::parse(&t.payload).unwrap());
                     if !self.muted[i] {
-                        self.platform.handle_datagram(self.now, device_addr(i), &t.payload);
+                        self.platform
+                            .handle_datagram(self.now, device_addr(i), &t.payload);
                     }
                 }
                 while let Some(e) = self.devices[i].poll_event() {
@@ -178,7 +188,11 @@ fn device_registers_with_digest_and_catalog_is_collected() {
     let id = device_id(i);
     let events = net.take_events();
     assert!(events.iter().any(|e| matches!(e, PlatformEvent::Registered { device_id, gb_version, refresh: false, .. } if *device_id == id && gb_version.as_deref() == Some("3.0"))));
-    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == id)));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == id))
+    );
     let info = events.iter().find_map(|e| match e {
         PlatformEvent::DeviceInfo { info, .. } => Some(info.clone()),
         _ => None,
@@ -194,7 +208,10 @@ fn device_registers_with_digest_and_catalog_is_collected() {
     assert_eq!(catalog.items.len(), 5);
     assert_eq!(catalog.pages, 3);
     assert_eq!(catalog.items[0].name.as_deref(), Some("通道1"));
-    assert!(matches!(net.device_events[i][0], DeviceEvent::Registered { .. }));
+    assert!(matches!(
+        net.device_events[i][0],
+        DeviceEvent::Registered { .. }
+    ));
 
     // The 401 carried the realm and qop; the 200 carried a GB Date and echoed X-GB-ver.
     let responses: Vec<&crate::sip::Response> = net
@@ -207,7 +224,10 @@ fn device_registers_with_digest_and_catalog_is_collected() {
         .collect();
     let challenge = responses.iter().find(|r| r.status == 401).unwrap();
     let www = challenge.headers.get(&HeaderName::WwwAuthenticate).unwrap();
-    assert!(www.contains("realm=\"3402000000\"") && www.contains("qop=\"auth\""), "{www}");
+    assert!(
+        www.contains("realm=\"3402000000\"") && www.contains("qop=\"auth\""),
+        "{www}"
+    );
     let ok = responses
         .iter()
         .find(|r| r.status == 200 && r.headers.cseq().unwrap().method == Method::Register)
@@ -215,8 +235,14 @@ fn device_registers_with_digest_and_catalog_is_collected() {
     let date = ok.headers.get(&HeaderName::Date).unwrap();
     assert_eq!(date.len(), "2023-11-15T06:13:20.000".len());
     assert_eq!(&date[10..11], "T");
-    assert_eq!(date, "2023-11-15T06:13:20.000", "Beijing time of the wall clock");
-    assert_eq!(ok.headers.get(&HeaderName::Other("x-gb-ver".into())), Some("3.0"));
+    assert_eq!(
+        date, "2023-11-15T06:13:20.000",
+        "Beijing time of the wall clock"
+    );
+    assert_eq!(
+        ok.headers.get(&HeaderName::Other("x-gb-ver".into())),
+        Some("3.0")
+    );
     let dev = net.platform.device(&id).unwrap();
     assert!(dev.online && dev.registered);
     assert_eq!(dev.remote, Some(device_addr(i)));
@@ -227,8 +253,18 @@ fn wrong_password_gets_403() {
     let mut net = Net::new(Net::config());
     let i = net.add(device_config(0, "wrong", 1));
     let events = net.take_events();
-    assert!(events.iter().any(|e| matches!(e, PlatformEvent::AuthFailed { reason: AuthFailure::WrongPassword, .. })));
-    assert!(!events.iter().any(|e| matches!(e, PlatformEvent::Online { .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        PlatformEvent::AuthFailed {
+            reason: AuthFailure::WrongPassword,
+            ..
+        }
+    )));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::Online { .. }))
+    );
     assert!(net.device_events[i].contains(&DeviceEvent::RegisterFailed { status: Some(403) }));
     assert!(!net.platform.device(&device_id(i)).is_some_and(|d| d.online));
 }
@@ -246,7 +282,9 @@ fn per_device_password_overrides_global() {
     net.add(device_config(0, "special", 1));
     net.add(device_config(1, "special", 1));
     let events = net.take_events();
-    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == device_id_of(0))));
+    assert!(events.iter().any(
+        |e| matches!(e, PlatformEvent::Online { device_id, .. } if *device_id == device_id_of(0))
+    ));
     assert!(events.iter().any(|e| matches!(e, PlatformEvent::AuthFailed { device_id, .. } if *device_id == device_id_of(1))));
 }
 
@@ -259,11 +297,16 @@ fn unknown_devices_can_be_rejected() {
     let mut config = Net::config();
     config.unknown_devices = UnknownDevicePolicy::Reject;
     let mut net = Net::new(config);
-    net.platform.provision(&device_id(1), DeviceSettings::default());
+    net.platform
+        .provision(&device_id(1), DeviceSettings::default());
     let a = net.add(device_config(0, "12345678", 1));
     let b = net.add(device_config(1, "12345678", 1));
     assert!(net.device_events[a].contains(&DeviceEvent::RegisterFailed { status: Some(403) }));
-    assert!(net.device_events[b].iter().any(|e| matches!(e, DeviceEvent::Registered { .. })));
+    assert!(
+        net.device_events[b]
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::Registered { .. }))
+    );
 }
 
 #[test]
@@ -284,12 +327,22 @@ fn missed_keepalives_make_a_device_offline() {
     assert!(net.platform.device(&device_id(i)).unwrap().online);
     net.advance(Duration::from_secs(2)); // t = 301 s
     let events = net.take_events();
-    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::KeepaliveTimeout, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        PlatformEvent::Offline {
+            reason: OfflineReason::KeepaliveTimeout,
+            ..
+        }
+    )));
     assert!(!net.platform.device(&device_id(i)).unwrap().online);
     // It comes back: its next keepalive makes it online again (the registration is valid).
     net.muted[i] = false;
     net.advance(Duration::from_secs(60));
-    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Online { .. })));
+    assert!(
+        net.take_events()
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::Online { .. }))
+    );
 }
 
 #[test]
@@ -305,19 +358,35 @@ fn registration_expiry_and_unregister() {
     // The device refreshes at 80 % of the lifetime: still online after 150 s.
     net.advance(Duration::from_secs(150));
     let events = net.take_events();
-    assert!(events.iter().any(|e| matches!(e, PlatformEvent::Registered { refresh: true, .. })));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::Registered { refresh: true, .. }))
+    );
     assert!(net.platform.device(&device_id(i)).unwrap().online);
     // Silence: the registration runs out.
     net.muted[i] = true;
     net.advance(Duration::from_secs(101));
-    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::RegistrationExpired, .. })));
+    assert!(net.take_events().iter().any(|e| matches!(
+        e,
+        PlatformEvent::Offline {
+            reason: OfflineReason::RegistrationExpired,
+            ..
+        }
+    )));
     // Back, then unregister.
     net.muted[i] = false;
     net.advance(Duration::from_secs(61)); // register retry after failures
     assert!(net.platform.device(&device_id(i)).unwrap().online);
     net.devices[i].unregister(net.now);
     net.pump();
-    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::Offline { reason: OfflineReason::Unregistered, .. })));
+    assert!(net.take_events().iter().any(|e| matches!(
+        e,
+        PlatformEvent::Offline {
+            reason: OfflineReason::Unregistered,
+            ..
+        }
+    )));
     assert!(net.device_events[i].contains(&DeviceEvent::Unregistered));
 }
 
@@ -357,12 +426,15 @@ fn nonce_replay_and_expiry_get_stale() {
         .sent_by_devices
         .iter()
         .find_map(|m| match m {
-            Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => Some(r.clone()),
+            Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => {
+                Some(r.clone())
+            }
             _ => None,
         })
         .unwrap();
     let replay = |net: &mut Net| {
-        net.platform.handle_datagram(net.now, device_addr(0), &authed.to_bytes());
+        net.platform
+            .handle_datagram(net.now, device_addr(0), &authed.to_bytes());
         let mut last = None;
         while let Some(t) = net.platform.poll_transmit() {
             if let Ok(Message::Response(r)) = Message::parse(&t.payload) {
@@ -375,13 +447,23 @@ fn nonce_replay_and_expiry_get_stale() {
     assert_eq!(replay(&mut net).unwrap().status, 200);
     // A new transaction with the used nonce: stale.
     let mut again = authed.clone();
-    let via = again.headers.get(&HeaderName::Via).unwrap().replace("branch=", "branch=z9hG4bKreplay");
+    let via = again
+        .headers
+        .get(&HeaderName::Via)
+        .unwrap()
+        .replace("branch=", "branch=z9hG4bKreplay");
     again.headers.set(HeaderName::Via, via);
-    net.platform.handle_datagram(net.now, device_addr(0), &again.to_bytes());
+    net.platform
+        .handle_datagram(net.now, device_addr(0), &again.to_bytes());
     let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
         Message::Response(r) => r,
         _ => panic!(),
     };
     assert_eq!(r.status, 401);
-    assert!(r.headers.get(&HeaderName::WwwAuthenticate).unwrap().contains("stale=true"));
+    assert!(
+        r.headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .contains("stale=true")
+    );
 }

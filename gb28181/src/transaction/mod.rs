@@ -302,10 +302,10 @@ impl TransactionLayer {
         if request.method == Method::Ack {
             // ACK of a 2xx (or of a transaction we forgot): the dialog's business. It also
             // ends the retransmission of that 2xx (RFC 6026 §8.5).
-            let acked = self
-                .servers
-                .iter_mut()
-                .find_map(|(k, tx)| tx.absorb_dialog_ack(now, &request).then(|| (k.clone(), tx.deadline())));
+            let acked = self.servers.iter_mut().find_map(|(k, tx)| {
+                tx.absorb_dialog_ack(now, &request)
+                    .then(|| (k.clone(), tx.deadline()))
+            });
             if let Some((k, deadline)) = acked {
                 self.schedule(&k, deadline);
             }

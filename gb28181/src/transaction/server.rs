@@ -132,7 +132,12 @@ impl ServerTx {
         false
     }
 
-    pub fn on_respond(&mut self, now: Instant, response: &Response, timers: TimerConfig) -> Outcome {
+    pub fn on_respond(
+        &mut self,
+        now: Instant,
+        response: &Response,
+        timers: TimerConfig,
+    ) -> Outcome {
         if matches!(
             self.state,
             State::Completed | State::Confirmed | State::Accepted
@@ -190,12 +195,13 @@ impl ServerTx {
         }
         if self.give_up_at.is_some_and(|t| t <= now) {
             // Timer H (no ACK for a non-2xx) or L (no ACK for a 2xx).
-            let event = (self.state == State::Completed || self.state == State::Accepted).then(
-                || TxEvent::Timeout {
-                    key: key.clone(),
-                    request: Box::new(self.request.clone()),
-                },
-            );
+            let event =
+                (self.state == State::Completed || self.state == State::Accepted).then(|| {
+                    TxEvent::Timeout {
+                        key: key.clone(),
+                        request: Box::new(self.request.clone()),
+                    }
+                });
             return Outcome {
                 event,
                 terminated: true,

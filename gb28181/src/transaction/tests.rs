@@ -88,7 +88,9 @@ fn non_invite_client_retransmits_per_timer_e_and_times_out_at_f() {
     let at: Vec<u128> = sent.iter().map(|(t, _)| ms(t0, *t)).collect();
     assert_eq!(
         at,
-        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        vec![
+            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
     );
     assert!(matches!(events.as_slice(), [TxEvent::Timeout { .. }]));
     assert!(layer.is_empty());
@@ -100,7 +102,12 @@ fn invite_client_retransmits_per_timer_a_and_times_out_at_b() {
     let t0 = Instant::now();
     let mut layer = TransactionLayer::new(TimerConfig::default());
     layer
-        .send_request(t0, request("INVITE", "z9hG4bK2", 1), Transport::Udp, remote())
+        .send_request(
+            t0,
+            request("INVITE", "z9hG4bK2", 1),
+            Transport::Udp,
+            remote(),
+        )
         .unwrap();
     drain(&mut layer);
     let (sent, events) = run_until(&mut layer, t0 + Duration::from_secs(40));
@@ -207,7 +214,12 @@ fn server_absorbs_retransmissions_and_replays_last_response() {
     let (sent, _) = drain(&mut layer);
     assert_eq!(sent.len(), 1);
     // Retransmission after: the 200 is sent again, no new event.
-    layer.handle_request(t0 + Duration::from_secs(1), req.clone(), Transport::Udp, remote());
+    layer.handle_request(
+        t0 + Duration::from_secs(1),
+        req.clone(),
+        Transport::Udp,
+        remote(),
+    );
     let (again, events) = drain(&mut layer);
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].payload, sent[0].payload);
@@ -234,7 +246,8 @@ fn server_invite_failure_retransmits_until_ack() {
     let at: Vec<u128> = sent.iter().map(|(t, _)| ms(t0, *t)).collect();
     assert_eq!(at, vec![500, 1500, 3500], "timer G doubles");
     let mut ack = request("ACK", "z9hG4bK8", 1);
-    ack.headers.set(crate::sip::HeaderName::CallId, "call-z9hG4bK8");
+    ack.headers
+        .set(crate::sip::HeaderName::CallId, "call-z9hG4bK8");
     layer.handle_request(t0 + Duration::from_secs(4), ack, Transport::Udp, remote());
     assert_eq!(drain(&mut layer), (vec![], vec![]), "ACK absorbed");
     let (sent, events) = run_until(&mut layer, t0 + Duration::from_secs(40));
@@ -272,10 +285,19 @@ fn dialog_ack_stops_2xx_retransmission() {
     layer.respond(t0, &key, response_to(&invite, 200)).unwrap();
     drain(&mut layer);
     let mut ack = request("ACK", "z9hG4bKnew", 5);
-    ack.headers.set(crate::sip::HeaderName::CallId, "call-z9hG4bK10");
-    layer.handle_request(t0 + Duration::from_millis(100), ack, Transport::Udp, remote());
+    ack.headers
+        .set(crate::sip::HeaderName::CallId, "call-z9hG4bK10");
+    layer.handle_request(
+        t0 + Duration::from_millis(100),
+        ack,
+        Transport::Udp,
+        remote(),
+    );
     let (_, events) = drain(&mut layer);
-    assert!(matches!(events.as_slice(), [TxEvent::Request { key: None, .. }]));
+    assert!(matches!(
+        events.as_slice(),
+        [TxEvent::Request { key: None, .. }]
+    ));
     let (sent, events) = run_until(&mut layer, t0 + Duration::from_secs(40));
     assert!(sent.is_empty() && events.is_empty());
     assert!(layer.is_empty());

@@ -1,0 +1,228 @@
+//! Gateway configuration: a TOML file, overridden by command-line flags, with defaults that
+//! run out of the box.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (SQLite database, generated credentials).
+    pub data_dir: Option<PathBuf>,
+    /// SIP settings.
+    pub sip: SipConfig,
+    /// HTTP settings.
+    pub http: HttpConfig,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SipConfig {
+    /// UDP and TCP listen address.
+    pub listen: SocketAddr,
+    /// Address announced in Via/Contact; the listen address when it is not a wildcard,
+    /// otherwise 127.0.0.1 with a warning.
+    pub announce_ip: Option<IpAddr>,
+    /// Platform ID (20 digits, type 200).
+    pub id: String,
+    /// SIP domain / realm; the first 10 digits of `id` when absent.
+    pub domain: Option<String>,
+    /// Global device password; generated on first start when absent.
+    pub password: Option<String>,
+    /// `accept` (default) or `reject` devices that are not provisioned.
+    pub unknown_devices: UnknownDevices,
+    /// Keepalive interval in seconds.
+    pub keepalive_interval_secs: u64,
+    /// Missed keepalive intervals before a device is offline.
+    pub keepalive_max_missed: u32,
+    /// Registration lifetime in seconds when a device asks for none.
+    pub default_expires_secs: u64,
+    /// Lifetime of a digest nonce in seconds.
+    pub nonce_ttl_secs: u64,
+    /// How long a query waits for the device's Response, in seconds.
+    pub query_timeout_secs: u64,
+    /// How long a catalog waits for its next page, in seconds.
+    pub catalog_page_timeout_secs: u64,
+    /// Offset of the local time zone for the `Date` header, in hours (Beijing: 8).
+    pub utc_offset_hours: u8,
+    /// Query DeviceInfo and Catalog when a device comes online.
+    pub auto_query: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: "0.0.0.0:5060".parse().unwrap_or_else(|_| unreachable!()),
+            announce_ip: None,
+            id: "34020000002000000001".into(),
+            domain: None,
+            password: None,
+            unknown_devices: UnknownDevices::Accept,
+            keepalive_interval_secs: 60,
+            keepalive_max_missed: 3,
+            default_expires_secs: 3600,
+            nonce_ttl_secs: 300,
+            query_timeout_secs: 30,
+            catalog_page_timeout_secs: 10,
+            utc_offset_hours: 8,
+            auto_query: true,
+        }
+    }
+}
+
+/// Policy for devices that are not provisioned.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownDevices {
+    /// Accept with the global password.
+    #[default]
+    Accept,
+    /// Reject with 403.
+    Reject,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address of the REST API and web pages.
+    pub listen: SocketAddr,
+    /// Bearer token for `/api/v1`; generated on first start when absent.
+    pub api_token: Option<String>,
+    /// How long `POST …/catalog`, `…/info` and `…/status` wait, in seconds.
+    pub query_wait_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:8080".parse().unwrap_or_else(|_| unreachable!()),
+            api_token: None,
+            query_wait_secs: 35,
+        }
+    }
+}
+
+impl SipConfig {
+    /// The realm: configured, or the first 10 digits of the ID.
+    pub fn domain(&self) -> String {
+        self.domain
+            .clone()
+            .unwrap_or_else(|| self.id.get(..10).unwrap_or(&self.id).to_owned())
+    }
+
+    /// Keepalive interval.
+    pub fn keepalive_interval(&self) -> Duration {
+        Duration::from_secs(self.keepalive_interval_secs.max(1))
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {key}: {reason}")]
+    Invalid {
+        /// The setting.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Read a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Check values a typo could break.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let id = &self.sip.id;
+        if id.len() != 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::Invalid {
+                key: "sip.id",
+                reason: format!("`{id}` is not a 20-digit GB/T 28181 ID"),
+            });
+        }
+        if self.sip.keepalive_max_missed == 0 {
+            return Err(ConfigError::Invalid {
+                key: "sip.keepalive_max_missed",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.sip.utc_offset_hours > 14 {
+            return Err(ConfigError::Invalid {
+                key: "sip.utc_offset_hours",
+                reason: "must be 0..=14".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let c: Config = toml::from_str(
+            r#"
+            data_dir = "/var/lib/gb"
+            [sip]
+            listen = "0.0.0.0:5061"
+            announce_ip = "10.0.0.5"
+            id = "44010000002000000001"
+            password = "secret"
+            unknown_devices = "reject"
+            keepalive_interval_secs = 30
+            [http]
+            listen = "127.0.0.1:9000"
+            api_token = "t"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.sip.domain(), "4401000000");
+        assert_eq!(c.sip.unknown_devices, UnknownDevices::Reject);
+        assert_eq!(c.http.listen.port(), 9000);
+        assert_eq!(c.sip.keepalive_max_missed, 3);
+    }
+
+    #[test]
+    fn rejects_typos_and_bad_ids() {
+        assert!(toml::from_str::<Config>("[sip]\nlisten_addr = \"x\"").is_err());
+        let mut c = Config::default();
+        c.sip.id = "123".into();
+        assert!(c.validate().is_err());
+    }
+}

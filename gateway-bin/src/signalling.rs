@@ -1,0 +1,310 @@
+//! The signalling service: runs the `gb28181` platform core on the SIP sockets, turns its
+//! events into registry updates and store writes, and answers API queries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gb28181::manscdp::{DeviceInfo, DeviceStatus};
+use gb28181::net::{Handle, Shell, SipServer};
+use gb28181::platform::{
+    CatalogResult, CommandError, DeviceSettings, Platform, PlatformEvent, QueryError, QueryId,
+};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::registry::{Registry, item_row};
+use crate::store::{DeviceRow, StoreHandle, millis};
+
+/// What a query produced.
+#[derive(Debug)]
+pub enum QueryOutcome {
+    /// A catalog.
+    Catalog(CatalogResult),
+    /// DeviceInfo.
+    Info(DeviceInfo),
+    /// DeviceStatus.
+    Status(DeviceStatus),
+    /// The device did not deliver.
+    Failed(QueryError),
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryFailure {
+    /// The device is unknown.
+    #[error("device {0} is unknown")]
+    UnknownDevice(String),
+    /// The device is offline.
+    #[error("device {0} is offline")]
+    Offline(String),
+    /// The device did not answer in time.
+    #[error("{0}")]
+    Device(QueryError),
+    /// The wait ran out.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The signalling task stopped.
+    #[error("the signalling service stopped")]
+    Stopped,
+}
+
+type Waiters = Arc<Mutex<HashMap<QueryId, oneshot::Sender<QueryOutcome>>>>;
+
+/// Which query to run.
+#[derive(Debug, Clone, Copy)]
+pub enum QueryKind {
+    /// Catalog.
+    Catalog,
+    /// DeviceInfo.
+    Info,
+    /// DeviceStatus.
+    Status,
+}
+
+/// A handle the API uses to talk to the platform core.
+#[derive(Clone)]
+pub struct Signalling {
+    handle: Handle<Platform>,
+    waiters: Waiters,
+}
+
+impl Signalling {
+    /// Start the platform core on `server`. Returns the service handle and the task.
+    pub fn start(
+        server: SipServer,
+        core: Platform,
+        registry: Registry,
+        store: StoreHandle,
+    ) -> (Signalling, tokio::task::JoinHandle<Platform>) {
+        let (shell, handle) = Shell::new(server, core);
+        let waiters: Waiters = Arc::default();
+        let mut sink = EventSink {
+            registry,
+            store,
+            waiters: waiters.clone(),
+        };
+        let task = tokio::spawn(shell.run(move |core: &mut Platform, _now| {
+            while let Some(ev) = core.poll_event() {
+                sink.handle(ev);
+            }
+        }));
+        (Signalling { handle, waiters }, task)
+    }
+
+    /// Run a query and wait up to `wait` for its outcome.
+    pub async fn query(
+        &self,
+        device_id: &str,
+        kind: QueryKind,
+        wait: Duration,
+    ) -> Result<QueryOutcome, QueryFailure> {
+        let (tx, rx) = oneshot::channel();
+        let waiters = self.waiters.clone();
+        let id = device_id.to_owned();
+        let started = self
+            .handle
+            .call(move |core: &mut Platform, now| {
+                let r = match kind {
+                    QueryKind::Catalog => core.query_catalog(now, &id),
+                    QueryKind::Info => core.query_device_info(now, &id),
+                    QueryKind::Status => core.query_device_status(now, &id),
+                };
+                if let Ok(q) = &r
+                    && let Ok(mut w) = waiters.lock()
+                {
+                    w.insert(*q, tx);
+                }
+                r
+            })
+            .await
+            .ok_or(QueryFailure::Stopped)?;
+        let query = match started {
+            Ok(q) => q,
+            Err(CommandError::UnknownDevice(d)) => return Err(QueryFailure::UnknownDevice(d)),
+            Err(CommandError::Offline(d)) => return Err(QueryFailure::Offline(d)),
+        };
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(QueryOutcome::Failed(e))) => Err(QueryFailure::Device(e)),
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(QueryFailure::Stopped),
+            Err(_) => {
+                if let Ok(mut w) = self.waiters.lock() {
+                    w.remove(&query);
+                }
+                Err(QueryFailure::Timeout(wait))
+            }
+        }
+    }
+
+    /// Provision a device in the core.
+    pub async fn provision(&self, device_id: String, settings: DeviceSettings) -> bool {
+        self.handle
+            .call(move |core: &mut Platform, _| core.provision(&device_id, settings))
+            .await
+            .is_some()
+    }
+
+    /// Remove a device from the core.
+    pub async fn remove(&self, device_id: String) -> bool {
+        self.handle
+            .call(move |core: &mut Platform, now| core.remove_device(now, &device_id))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Stop the core.
+    pub async fn shutdown(&self) {
+        self.handle.shutdown().await;
+    }
+}
+
+struct EventSink {
+    registry: Registry,
+    store: StoreHandle,
+    waiters: Waiters,
+}
+
+impl EventSink {
+    fn resolve(&self, query: QueryId, outcome: QueryOutcome) {
+        let waiter = self.waiters.lock().ok().and_then(|mut w| w.remove(&query));
+        if let Some(tx) = waiter {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    fn handle(&mut self, ev: PlatformEvent) {
+        match ev {
+            PlatformEvent::Registered {
+                device_id,
+                transport,
+                remote,
+                gb_version,
+                user_agent,
+                expires,
+                at,
+                ..
+            } => {
+                let row = DeviceRow {
+                    device_id: device_id.clone(),
+                    transport: Some(transport.name().to_owned()),
+                    remote_addr: Some(remote.to_string()),
+                    gb_version: gb_version.clone(),
+                    user_agent: user_agent.clone(),
+                    registered_at: Some(millis(at)),
+                    expires_at: Some(millis(at + expires)),
+                    ..DeviceRow::default()
+                };
+                self.registry.update(&device_id, |r| {
+                    r.registered = true;
+                    r.transport = row.transport.clone();
+                    r.remote_addr = row.remote_addr.clone();
+                    if gb_version.is_some() {
+                        r.gb_version = gb_version;
+                    }
+                    if user_agent.is_some() {
+                        r.user_agent = user_agent;
+                    }
+                    r.registered_at = Some(at);
+                    r.expires_at = Some(at + expires);
+                    r.last_keepalive_at.get_or_insert(at);
+                });
+                self.store.write(move |s| s.save_registration(&row));
+            }
+            PlatformEvent::Online { device_id, at } => {
+                metrics::counter!("device_online_transitions_total").increment(1);
+                self.registry.update(&device_id, |r| r.online = true);
+                self.store
+                    .write(move |s| s.add_event(&device_id, millis(at), "online", None));
+            }
+            PlatformEvent::Offline {
+                device_id,
+                reason,
+                at,
+            } => {
+                info!(%device_id, %reason, "device offline");
+                metrics::counter!("device_offline_transitions_total", "reason" => reason.as_str())
+                    .increment(1);
+                let still_registered = reason == gb28181::platform::OfflineReason::KeepaliveTimeout;
+                self.registry.update_existing(&device_id, |r| {
+                    r.online = false;
+                    r.registered = still_registered;
+                });
+                self.store.write(move |s| {
+                    s.add_event(&device_id, millis(at), "offline", Some(reason.as_str()))
+                });
+            }
+            PlatformEvent::Keepalive { device_id, at } => {
+                self.registry
+                    .update_existing(&device_id, |r| r.last_keepalive_at = Some(at));
+                self.store
+                    .write(move |s| s.save_keepalive(&device_id, millis(at)));
+            }
+            PlatformEvent::AuthFailed {
+                device_id,
+                remote,
+                reason,
+            } => {
+                warn!(%device_id, %remote, ?reason, "registration refused");
+            }
+            PlatformEvent::DeviceInfo {
+                query,
+                device_id,
+                info,
+            } => {
+                let row = DeviceRow {
+                    device_id: device_id.clone(),
+                    name: info.device_name.clone(),
+                    manufacturer: info.manufacturer.clone(),
+                    model: info.model.clone(),
+                    firmware: info.firmware.clone(),
+                    ..DeviceRow::default()
+                };
+                self.registry.update_existing(&device_id, |r| {
+                    r.name = row.name.clone();
+                    r.manufacturer = row.manufacturer.clone();
+                    r.model = row.model.clone();
+                    r.firmware = row.firmware.clone();
+                });
+                self.store.write(move |s| s.save_info(&row));
+                self.resolve(query, QueryOutcome::Info(info));
+            }
+            PlatformEvent::DeviceStatus { query, status, .. } => {
+                self.resolve(query, QueryOutcome::Status(status));
+            }
+            PlatformEvent::Catalog {
+                query,
+                device_id,
+                result,
+            } => {
+                let items: Vec<_> = result.items.iter().map(item_row).collect();
+                let complete = result.complete;
+                let at = std::time::SystemTime::now();
+                info!(%device_id, items = items.len(), complete, "catalog stored");
+                let shared = Arc::new(items);
+                let for_store = shared.clone();
+                self.registry.update_existing(&device_id, |r| {
+                    r.items = shared;
+                    r.catalog_complete = Some(complete);
+                    r.catalog_updated_at = Some(at);
+                });
+                self.store
+                    .write(move |s| s.save_catalog(&device_id, &for_store, complete, millis(at)));
+                if let Some(q) = query {
+                    self.resolve(q, QueryOutcome::Catalog(result));
+                }
+            }
+            PlatformEvent::QueryFailed {
+                query,
+                device_id,
+                error,
+            } => {
+                info!(%device_id, %error, "query failed");
+                self.resolve(query, QueryOutcome::Failed(error));
+            }
+            PlatformEvent::Message { device_id, message } => {
+                info!(%device_id, cmd_type = %message.cmd_type.as_str(), "device message");
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Helpers for end-to-end tests: start the real gateway binary and real peers.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const PLATFORM_ID: &str = "34020000002000000001";
+pub const DOMAIN: &str = "3402000000";
+pub const PASSWORD: &str = "12345678";
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "gbgw-{name}-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `gb28181-gateway`.
+pub struct Gateway {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub output: mpsc::Receiver<String>,
+}
+
+impl Gateway {
+    /// Start the gateway on loopback with free ports and the given data dir and extra args.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Gateway {
+        Gateway::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Start with a given SIP listen address.
+    pub fn start_on(data_dir: &Path, sip_listen: &str, extra: &[&str]) -> Gateway {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gb28181-gateway"))
+            .args([
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--sip-listen",
+                sip_listen,
+                "--http-listen",
+                "127.0.0.1:0",
+                "--sip-id",
+                PLATFORM_ID,
+                "--sip-password",
+                PASSWORD,
+                "--api-token",
+                TOKEN,
+            ])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("GW_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gb28181-gateway");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var("GW_LOG").is_ok() {
+                    eprintln!("gw: {line}");
+                }
+                let _ = tx2.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut sip, mut http) = (None, None);
+        let mut seen = Vec::new();
+        while sip.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("gateway did not start; output:\n{}", seen.join("\n")));
+            if let Some(rest) = line.trim().strip_prefix("SIP   udp+tcp ") {
+                sip = rest.split_whitespace().next().and_then(|a| a.parse().ok());
+            }
+            if let Some(rest) = line.trim().strip_prefix("HTTP  http://") {
+                http = rest.split('/').next().and_then(|a| a.parse().ok());
+            }
+            seen.push(line);
+        }
+        Gateway {
+            child,
+            sip: sip.unwrap(),
+            http: http.unwrap(),
+            output: rx,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// Stop with SIGKILL (an unclean stop).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stop with SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("gateway did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// GET with the API token; returns (status, JSON body).
+pub fn get(url: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .get(url)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .expect("HTTP GET");
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_json().unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// GET without a token.
+pub fn get_anonymous(url: &str) -> (u16, String) {
+    let mut resp = agent().get(url).call().expect("HTTP GET");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// POST with the API token and an empty body.
+pub fn post(url: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .post(url)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .send_empty()
+        .expect("HTTP POST");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+/// PUT a JSON body with the API token.
+pub fn put_json(url: &str, body: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .put(url)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/json")
+        .send(body)
+        .expect("HTTP PUT");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().unwrap_or(Value::Null))
+}
+
+/// DELETE with the API token.
+pub fn delete(url: &str) -> u16 {
+    agent()
+        .delete(url)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .call()
+        .expect("HTTP DELETE")
+        .status()
+        .as_u16()
+}
+
+/// Poll `f` every 100 ms until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Path of a binary of the examples package (built by `cargo build -p gb28181-examples`).
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_gb28181-gateway"));
+    let dir = exe.parent().unwrap();
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build -p gb28181-examples` (the test script does)",
+        p.display()
+    );
+    p
+}
+
+/// `sipp` on PATH, or a clear failure.
+pub fn sipp() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("sipp");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("sipp is not installed (Debian package sip-tester); scripts/test-all installs it");
+}
