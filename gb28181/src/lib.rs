@@ -8,6 +8,7 @@
 //! - [`digest`]: HTTP digest (MD5) authentication for REGISTER.
 //! - [`manscdp`]: MANSCDP XML bodies (Keepalive, Catalog, DeviceInfo, DeviceStatus, …) with
 //!   GB2312/GBK/GB18030 handling.
+//! - [`sdp`]: GB SDP for INVITE (`y=` SSRC, `f=`, `a=setup`, sub-streams).
 //! - [`id`]: 20-digit device and channel IDs (Annex E).
 //! - [`platform`]: the platform (server) role: registrar, keepalive, device queries, catalog
 //!   collection, as a sans-IO core.
@@ -23,6 +24,7 @@ pub mod manscdp;
 #[cfg(feature = "tokio")]
 pub mod net;
 pub mod platform;
+pub mod sdp;
 pub mod sip;
 pub mod transaction;
 pub mod transport;

@@ -184,7 +184,7 @@ impl Sim {
                     let resp = ua::response(&request, 488, "sim", &local);
                     self.devices[i].respond(Instant::now(), &key, resp);
                 }
-                DeviceEvent::Message(_) | DeviceEvent::Unregistered => {}
+                DeviceEvent::Message(_) | DeviceEvent::Unregistered | DeviceEvent::Ack(_) => {}
             }
         }
     }

@@ -110,14 +110,33 @@ pub enum DeviceEvent {
     },
     /// A MANSCDP message the core does not answer itself (controls, notifies …).
     Message(Box<Manscdp>),
-    /// A request the core does not handle (INVITE, BYE, INFO …), already answered by nobody:
-    /// answer it with [`Device::respond`].
+    /// The ACK of an INVITE we accepted (media may start now).
+    Ack(Box<Request>),
+    /// A request the core does not handle (INVITE, BYE, INFO …), not answered yet:
+    /// answer it with [`Device::respond`], [`Device::accept_invite`] or [`Device::reject`].
     Request {
         /// The server transaction.
         key: TransactionKey,
         /// The request.
         request: Box<Request>,
     },
+}
+
+/// A dialog created by accepting an INVITE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceDialog {
+    /// Call-ID.
+    pub call_id: String,
+    /// Our To tag.
+    pub local_tag: String,
+    /// The platform's From tag.
+    pub remote_tag: Option<String>,
+    /// The URI we were invited at (the channel).
+    pub local_uri: crate::sip::Uri,
+    /// The platform's From URI.
+    pub remote_uri: crate::sip::Uri,
+    /// Where in-dialog requests go (the platform's Contact).
+    pub remote_target: crate::sip::Uri,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +339,94 @@ impl Device {
         }
     }
 
+    /// Accept an INVITE (RFC 3261 §13.3.1.4): 200 with our Contact, a To tag and the SDP
+    /// answer. Returns the dialog, for a later [`Device::bye`].
+    pub fn accept_invite(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        invite: &Request,
+        sdp: &str,
+    ) -> DeviceDialog {
+        let tag = new_tag();
+        let mut resp = ua::response(invite, 200, &tag, &self.local);
+        resp.headers
+            .push(HeaderName::Contact, self.local.contact().to_string());
+        resp.headers
+            .push(HeaderName::ContentType, "application/sdp");
+        resp.body = bytes::Bytes::from(sdp.to_owned().into_bytes());
+        self.respond(now, key, resp);
+        let from = invite.headers.from().ok();
+        let remote_target = invite
+            .headers
+            .contact()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)
+            .or_else(|| from.as_ref().map(|f| f.uri.clone()))
+            .unwrap_or_else(|| invite.uri.clone());
+        DeviceDialog {
+            call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
+            local_tag: tag,
+            remote_tag: from.as_ref().and_then(|f| f.tag().map(str::to_owned)),
+            local_uri: invite
+                .headers
+                .to()
+                .map(|t| t.uri)
+                .unwrap_or_else(|_| self.local.aor()),
+            remote_uri: from.map(|f| f.uri).unwrap_or_else(|| invite.uri.clone()),
+            remote_target,
+        }
+    }
+
+    /// Refuse a request with `status` (486 busy, 488 unacceptable SDP …).
+    pub fn reject(&mut self, now: Instant, key: &TransactionKey, request: &Request, status: u16) {
+        let resp = ua::response(request, status, &new_tag(), &self.local);
+        self.respond(now, key, resp);
+    }
+
+    /// Hang up a dialog we accepted (BYE, RFC 3261 §15.1.1).
+    pub fn bye(&mut self, now: Instant, dialog: &DeviceDialog) {
+        let cseq = self.next_cseq();
+        let to = NameAddr {
+            display_name: None,
+            uri: dialog.remote_uri.clone(),
+            params: dialog
+                .remote_tag
+                .as_ref()
+                .map(|t| {
+                    vec![crate::sip::Param {
+                        name: "tag".into(),
+                        value: Some(t.clone()),
+                    }]
+                })
+                .unwrap_or_default(),
+        };
+        let mut req = ua::new_request(
+            &self.local,
+            ua::RequestSpec {
+                method: Method::Bye,
+                uri: dialog.remote_target.clone(),
+                to,
+                from_tag: &dialog.local_tag,
+                call_id: &dialog.call_id,
+                cseq,
+                transport: self.transport,
+            },
+        );
+        // Our From is the channel the platform invited, not the device.
+        let from = NameAddr {
+            display_name: None,
+            uri: dialog.local_uri.clone(),
+            params: vec![crate::sip::Param {
+                name: "tag".into(),
+                value: Some(dialog.local_tag.clone()),
+            }],
+        };
+        req.headers.set(HeaderName::From, from.to_string());
+        self.send(now, req, Pending::Response);
+    }
+
     /// Our identity (for building requests and responses outside the core).
     pub fn local(&self) -> &LocalIdentity {
         &self.local
@@ -438,6 +545,11 @@ impl Device {
                     request,
                     ..
                 } => self.on_request(now, key, request),
+                TxEvent::Request {
+                    key: None, request, ..
+                } if request.method == Method::Ack => {
+                    self.events.push_back(DeviceEvent::Ack(Box::new(request)));
+                }
                 TxEvent::Request { key: None, .. } | TxEvent::StrayResponse { .. } => {}
                 TxEvent::Response { key, response, .. } => self.on_response(now, &key, &response),
                 TxEvent::Timeout { key, .. } => self.on_timeout(now, &key),

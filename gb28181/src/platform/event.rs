@@ -7,6 +7,9 @@ use std::time::{Duration, SystemTime};
 use crate::manscdp::{CatalogItem, DeviceInfo, DeviceStatus, Manscdp};
 use crate::transport::Transport;
 
+use super::{CallEndReason, SessionId};
+use bytes::Bytes;
+
 /// Identifies one query the user started (catalog, device info, device status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueryId(pub u64);
@@ -186,6 +189,36 @@ pub enum PlatformEvent {
         device_id: String,
         /// Why.
         error: QueryError,
+    },
+    /// A provisional response (180 …) to an INVITE.
+    CallProgress {
+        /// The session.
+        session: SessionId,
+        /// Status code.
+        status: u16,
+    },
+    /// The device answered an INVITE with 200; the ACK is already sent.
+    CallAnswered {
+        /// The session.
+        session: SessionId,
+        /// The device's SDP answer.
+        sdp: Bytes,
+    },
+    /// The INVITE failed (error response, no answer, device gone, cancelled).
+    CallFailed {
+        /// The session.
+        session: SessionId,
+        /// The final status, `None` when the device never answered.
+        status: Option<u16>,
+        /// Reason phrase or explanation.
+        reason: String,
+    },
+    /// An answered session ended.
+    CallEnded {
+        /// The session.
+        session: SessionId,
+        /// Why.
+        reason: CallEndReason,
     },
     /// A MANSCDP message this core does not handle itself (alarms, media status, …).
     Message {

@@ -10,6 +10,7 @@
 //!
 //! A runnable minimal platform built on this core is `examples/src/bin/minimal-platform.rs`.
 
+mod call;
 mod event;
 mod query;
 mod registrar;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, info, warn};
 
+pub use call::{CallEndReason, InviteParams, SessionId, subject};
 pub use event::{AuthFailure, CatalogResult, OfflineReason, PlatformEvent, QueryError, QueryId};
 
 use crate::digest::NonceStore;
@@ -196,6 +198,7 @@ pub struct Platform {
     nonces: NonceStore,
     devices: HashMap<String, DeviceState>,
     queries: Queries,
+    calls: call::Calls,
     decoders: HashMap<ConnId, StreamDecoder>,
     events: VecDeque<PlatformEvent>,
     closes: VecDeque<ConnId>,
@@ -226,6 +229,7 @@ impl Platform {
             config,
             devices: HashMap::new(),
             queries: Queries::default(),
+            calls: call::Calls::default(),
             decoders: HashMap::new(),
             events: VecDeque::new(),
             closes: VecDeque::new(),
@@ -270,6 +274,7 @@ impl Platform {
         if self.devices.get(id).is_some_and(|d| d.online) {
             self.set_offline(now, id, OfflineReason::Removed);
         }
+        self.end_device_calls(now, id);
         self.queries.fail_device(now, id, &mut self.events);
         self.devices.remove(id).is_some()
     }
@@ -406,17 +411,22 @@ impl Platform {
                     remote,
                 } => self.on_request(now, key, request, transport, remote),
                 TxEvent::Request { key: None, .. } => {}
-                TxEvent::Response { key, response, .. } => {
-                    self.queries
-                        .on_response(now, &key, &response, &mut self.events);
-                }
+                TxEvent::Response { key, response, .. } => match self.calls.session_for_tx(&key) {
+                    Some(session) => self.on_call_response(now, session, &key, &response),
+                    None => self
+                        .queries
+                        .on_response(now, &key, &response, &mut self.events),
+                },
                 TxEvent::StrayResponse { response, remote } => {
                     debug!(%remote, status = response.status, "response matched no transaction");
                 }
                 TxEvent::Timeout { key, request } => {
                     metrics::counter!("sip_transaction_timeouts_total").increment(1);
                     debug!(method = %request.method, branch = %key.branch, "transaction timed out");
-                    self.queries.on_tx_timeout(now, &key, &mut self.events);
+                    match self.calls.session_for_tx(&key) {
+                        Some(session) => self.on_call_timeout(now, session, &key),
+                        None => self.queries.on_tx_timeout(now, &key, &mut self.events),
+                    }
                 }
             }
         }
@@ -447,7 +457,8 @@ impl Platform {
                 self.report_body(now, &req);
                 200
             }
-            Method::Bye | Method::Cancel => 481,
+            Method::Bye => self.on_bye(now, &req),
+            Method::Cancel => 481,
             Method::Invite => 488,
             _ => 405,
         };
@@ -604,6 +615,7 @@ impl Platform {
     }
 
     fn set_offline(&mut self, now: Instant, id: &str, reason: OfflineReason) {
+        self.end_device_calls(now, id);
         let at = self.wall(now);
         if let Some(d) = self.devices.get_mut(id)
             && d.online
@@ -644,6 +656,18 @@ impl Platform {
         device_id: &str,
         body: &Manscdp,
     ) -> Result<crate::transaction::TransactionKey, CommandError> {
+        self.send_manscdp_to(now, device_id, device_id, body)
+    }
+
+    /// Send a MANSCDP MESSAGE addressed to `target_id` (the device or one of its channels)
+    /// through the registered device `device_id`.
+    pub fn send_manscdp_to(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+        target_id: &str,
+        body: &Manscdp,
+    ) -> Result<crate::transaction::TransactionKey, CommandError> {
         let dev = self
             .devices
             .get(device_id)
@@ -659,10 +683,10 @@ impl Platform {
         let from_tag = new_tag();
         let to = crate::sip::NameAddr {
             display_name: None,
-            uri: ua::sip_uri(device_id, &self.local.domain, None),
+            uri: ua::sip_uri(target_id, &self.local.domain, None),
             params: Vec::new(),
         };
-        let target = ua::sip_uri(device_id, &remote.ip().to_string(), Some(remote.port()));
+        let target = ua::sip_uri(target_id, &remote.ip().to_string(), Some(remote.port()));
         let mut req = ua::new_request(
             &self.local,
             ua::RequestSpec {

@@ -467,3 +467,180 @@ fn nonce_replay_and_expiry_get_stale() {
             .contains("stale=true")
     );
 }
+
+fn take_invite(
+    net: &mut Net,
+    i: usize,
+) -> (crate::transaction::TransactionKey, crate::sip::Request) {
+    let pos = net.device_events[i]
+        .iter()
+        .position(|e| matches!(e, DeviceEvent::Request { request, .. } if request.method == Method::Invite))
+        .expect("INVITE reached the device");
+    match net.device_events[i].remove(pos) {
+        DeviceEvent::Request { key, request } => (key, *request),
+        _ => unreachable!(),
+    }
+}
+
+fn invite_params(i: usize) -> InviteParams {
+    let channel = format!("{}132{}01", &device_id(i)[..10], &device_id(i)[15..20]);
+    let offer = crate::sdp::PlayOffer {
+        platform_id: PLATFORM_ID.into(),
+        address: "127.0.0.1".into(),
+        port: 30000,
+        transport: crate::sdp::MediaTransport::Udp,
+        ssrc: "0200000001".into(),
+        stream_number: Some(0),
+    }
+    .build();
+    InviteParams {
+        device_id: device_id(i),
+        subject: subject(&channel, "0200000001", PLATFORM_ID),
+        channel_id: channel,
+        sdp: offer.to_string(),
+    }
+}
+
+#[test]
+fn invite_answer_ack_and_bye_from_the_platform() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 1));
+    net.take_events();
+    let session = net.platform.invite(net.now, invite_params(i)).unwrap();
+    net.pump();
+    let (key, invite) = take_invite(&mut net, i);
+    assert_eq!(
+        invite.headers.get(&HeaderName::Subject).unwrap(),
+        invite_params(i).subject
+    );
+    assert!(invite.headers.contact().is_ok());
+    let offer = crate::sdp::SessionDescription::parse_bytes(&invite.body).unwrap();
+    assert_eq!(offer.ssrc.as_deref(), Some("0200000001"));
+    let now = net.now;
+    let dialog = net.devices[i].accept_invite(now, &key, &invite, "v=0\r\no=x 0 0 IN IP4 127.0.0.2\r\ns=Play\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=video 15060 RTP/AVP 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\ny=0200000001\r\n");
+    net.pump();
+    let answered = net.take_events().into_iter().find_map(|e| match e {
+        PlatformEvent::CallAnswered { session: s, sdp } if s == session => Some(sdp),
+        _ => None,
+    });
+    let sdp = answered.expect("CallAnswered");
+    assert!(std::str::from_utf8(&sdp).unwrap().contains("m=video 15060"));
+    assert!(
+        net.device_events[i]
+            .iter()
+            .any(|e| matches!(e, DeviceEvent::Ack(_))),
+        "ACK reached the device"
+    );
+    assert_eq!(net.platform.session_count(), 1);
+    // The platform hangs up: the device gets a BYE inside the dialog.
+    net.platform.hangup(net.now, session);
+    net.pump();
+    assert!(net.take_events().contains(&PlatformEvent::CallEnded {
+        session,
+        reason: CallEndReason::HungUp
+    }));
+    let bye = net.device_events[i].iter().find_map(|e| match e {
+        DeviceEvent::Request { request, key } if request.method == Method::Bye => {
+            Some((key.clone(), request.clone()))
+        }
+        _ => None,
+    });
+    let (bye_key, bye) = bye.expect("BYE reached the device");
+    assert_eq!(bye.headers.call_id(), invite.headers.call_id());
+    assert_eq!(
+        bye.headers.to().unwrap().tag(),
+        Some(dialog.local_tag.as_str())
+    );
+    let now = net.now;
+    net.devices[i].reject(now, &bye_key, &bye, 200);
+    net.pump();
+    assert_eq!(net.platform.session_count(), 0);
+}
+
+#[test]
+fn bye_from_the_device_and_failures() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 1));
+    net.take_events();
+    // Device hangs up.
+    let session = net.platform.invite(net.now, invite_params(i)).unwrap();
+    net.pump();
+    let (key, invite) = take_invite(&mut net, i);
+    let now = net.now;
+    let dialog = net.devices[i].accept_invite(
+        now,
+        &key,
+        &invite,
+        "v=0\r\nm=video 1 RTP/AVP 96\r\nc=IN IP4 127.0.0.2\r\n",
+    );
+    net.pump();
+    net.devices[i].bye(now, &dialog);
+    net.pump();
+    assert!(net.take_events().contains(&PlatformEvent::CallEnded {
+        session,
+        reason: CallEndReason::ByeFromDevice
+    }));
+    // Busy.
+    let session = net.platform.invite(net.now, invite_params(i)).unwrap();
+    net.pump();
+    let (key, invite) = take_invite(&mut net, i);
+    net.devices[i].reject(now, &key, &invite, 486);
+    net.pump();
+    assert!(net.take_events().iter().any(|e| matches!(e, PlatformEvent::CallFailed { session: s, status: Some(486), .. } if *s == session)));
+    // No answer at all: the INVITE times out (timer B, 64*T1).
+    net.muted[i] = true;
+    let session = net.platform.invite(net.now, invite_params(i)).unwrap();
+    net.advance(Duration::from_secs(33));
+    assert!(net.take_events().iter().any(
+        |e| matches!(e, PlatformEvent::CallFailed { session: s, status: None, .. } if *s == session)
+    ));
+    assert_eq!(net.platform.session_count(), 0);
+}
+
+#[test]
+fn device_going_offline_ends_its_sessions() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 1));
+    let session = net.platform.invite(net.now, invite_params(i)).unwrap();
+    net.pump();
+    let (key, invite) = take_invite(&mut net, i);
+    let now = net.now;
+    net.devices[i].accept_invite(
+        now,
+        &key,
+        &invite,
+        "v=0\r\nm=video 1 RTP/AVP 96\r\nc=IN IP4 127.0.0.2\r\n",
+    );
+    net.pump();
+    net.take_events();
+    net.devices[i].unregister(net.now);
+    net.pump();
+    assert!(net.take_events().contains(&PlatformEvent::CallEnded {
+        session,
+        reason: CallEndReason::DeviceGone
+    }));
+}
+
+#[test]
+fn keyframe_request_uses_the_spelling_of_the_device_version() {
+    let mut net = Net::new(Net::config());
+    let mut cfg = device_config(0, "12345678", 1);
+    cfg.gb_version = Some("2.0".into());
+    let i = net.add(cfg);
+    net.platform
+        .request_keyframe(net.now, &device_id(i), "34020000001320000101")
+        .unwrap();
+    net.pump();
+    let body = net.sent_by_platform.iter().rev().find_map(|m| match m {
+        Message::Request(r) if r.method == Method::Message => {
+            Some(String::from_utf8_lossy(&r.body).into_owned())
+        }
+        _ => None,
+    });
+    let body = body.unwrap();
+    assert!(body.contains("<IFameCmd>Send</IFameCmd>"), "{body}");
+    assert!(
+        body.contains("<DeviceID>34020000001320000101</DeviceID>"),
+        "{body}"
+    );
+}
