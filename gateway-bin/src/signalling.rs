@@ -305,6 +305,10 @@ impl EventSink {
             PlatformEvent::Message { device_id, message } => {
                 info!(%device_id, cmd_type = %message.cmd_type.as_str(), "device message");
             }
+            PlatformEvent::CallProgress { .. }
+            | PlatformEvent::CallAnswered { .. }
+            | PlatformEvent::CallFailed { .. }
+            | PlatformEvent::CallEnded { .. } => {}
         }
     }
 }
