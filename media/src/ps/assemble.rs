@@ -46,6 +46,11 @@ struct Stream {
     /// The open frame lost data: it will be dropped.
     damaged: bool,
     last_epoch: u64,
+    /// Frames continue across packs here (DVD-style muxers: ffmpeg `-f vob`, GStreamer
+    /// `mpegpsmux`), so a pack header does not end a frame.
+    spans_packs: bool,
+    /// The last frame was ended by a pack header (not by a PTS or the end).
+    closed_by_pack: bool,
     params: ParameterSetCache,
     /// (sample rate, channels, object type) last announced.
     audio: Option<(u32, u8, u8)>,
@@ -130,22 +135,50 @@ impl Streams {
         }
     }
 
-    /// A PES of stream `sid` begins. Decides whether it starts a new frame: a PTS different
-    /// from the open frame's, or, for a PES without PTS, a new pack and a payload that begins
-    /// with a start code. Otherwise it continues the open frame (frames over 64 KiB span
-    /// several PES; only the first carries a PTS — PROTOCOL-NOTES §9; DVD-style muxers also
-    /// split frames over packs).
+    /// Ends the open video frames of every stream but `except` that got no PES since the last
+    /// pack header: GB/T 28181 sends one frame per pack (Annex C), so the frame is whole once
+    /// the next pack has begun. Called for every element that follows a pack header.
+    pub fn close_pending(&mut self, epoch: u64, except: Option<u8>, out: &mut Out) {
+        for i in 32..self.slots.len() {
+            let sid = 0xC0 + i as u8;
+            let due = self.slots[i].as_ref().is_some_and(|s| {
+                s.open && !s.spans_packs && s.last_epoch != epoch && Some(sid) != except
+            });
+            if due {
+                let damaged = self.slots[i].as_ref().is_some_and(|s| s.damaged);
+                self.finalize(sid, out);
+                if let Some(s) = self.slots[i].as_deref_mut() {
+                    s.closed_by_pack = !damaged;
+                }
+            }
+        }
+    }
+
+    /// A PES of stream `sid` begins. A video PES starts a new frame when it carries a PTS
+    /// other than the open frame's, or when it is the first after a pack header (one frame per
+    /// pack, GB/T 28181 Annex C). A PES without PTS continues the open frame (frames over
+    /// 64 KiB span several PES; only the first carries a PTS — PROTOCOL-NOTES §9). If such a
+    /// PES comes right after a pack header and does not begin with a start code, the muxer
+    /// splits frames across packs (ffmpeg `-f vob`, GStreamer): from then on only PTS end
+    /// frames of that stream.
     pub fn pes_start(&mut self, sid: u8, h: &PesHeader, head: &[u8], epoch: u64, out: &mut Out) {
+        self.close_pending(epoch, Some(sid), out);
         let Some(s) = self.stream(sid) else {
             return;
         };
         let video = s.is_video();
-        let new_frame = if !video {
+        let sc = starts_with_start_code(head);
+        let crossed = s.open && epoch != s.last_epoch && !s.spans_packs;
+        let new_frame = if !video || !s.open {
             true
         } else {
             match h.pts {
-                Some(p) => !s.open || s.pts != Some(p),
-                None => !s.open || (epoch != s.last_epoch && starts_with_start_code(head)),
+                Some(p) => s.pts != Some(p) || crossed,
+                None if crossed && !sc => {
+                    s.spans_packs = true;
+                    false
+                }
+                None => crossed,
             }
         };
         if new_frame {
@@ -155,12 +188,18 @@ impl Streams {
             let Some(s) = self.stream(sid) else {
                 return;
             };
+            let tail = video && h.pts.is_none() && !sc;
+            if tail && s.closed_by_pack {
+                // The frame just ended by the pack header goes on here: it was cut in two.
+                s.spans_packs = true;
+            }
             s.open = true;
             s.pts = h.pts;
             s.dts = h.dts;
             // A video PES without PTS that does not start with a start code, with no frame
-            // open, is the tail of a frame we never saw.
-            s.damaged = video && h.pts.is_none() && !starts_with_start_code(head);
+            // open, is the tail of a frame we never saw (or lost).
+            s.damaged = tail && !s.closed_by_pack;
+            s.closed_by_pack = false;
             s.accum.clear();
         }
         if let Some(s) = self.stream(sid) {

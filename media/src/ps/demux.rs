@@ -297,6 +297,11 @@ impl PsDemuxer {
             }
             return self.corrupt();
         }
+        if code[3] != super::PACK_START {
+            let except = (0xC0..=0xEF).contains(&code[3]).then_some(code[3]);
+            self.streams
+                .close_pending(self.pack_epoch, except, &mut self.out);
+        }
         match code[3] {
             super::PACK_START => self.pack(),
             super::PROGRAM_END => {
