@@ -33,6 +33,7 @@ pub struct AppState {
     pub token: Arc<str>,
     pub metrics: Option<PrometheusHandle>,
     pub query_wait: Duration,
+    pub live: crate::live::LiveState,
 }
 
 /// An API error: status plus `{"error", "detail"}`.
@@ -44,7 +45,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: impl Into<String>, detail: Value) -> ApiError {
+    pub(crate) fn new(status: StatusCode, error: impl Into<String>, detail: Value) -> ApiError {
         ApiError {
             status,
             error: error.into(),
@@ -60,7 +61,7 @@ impl ApiError {
         )
     }
 
-    fn bad_request(error: impl Into<String>, detail: Value) -> ApiError {
+    pub(crate) fn bad_request(error: impl Into<String>, detail: Value) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, error, detail)
     }
 }
@@ -116,13 +117,28 @@ pub fn router(state: AppState) -> Router {
         .route("/devices/{device_id}/info", get(device_info))
         .route("/devices/{device_id}/status", get(device_status))
         .route("/devices/{device_id}/events", get(device_events))
+        .merge(crate::live::whep::routes())
         .fallback(api_not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+            axum::http::Method::PUT,
+            axum::http::Method::DELETE,
+            axum::http::Method::PATCH,
+            axum::http::Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::LOCATION]);
     Router::new()
+        .route("/", get(crate::web::index))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .route("/api/v1", post(api_not_found).get(api_not_found))
+        .layer(cors)
         .with_state(state)
 }
 

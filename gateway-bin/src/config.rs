@@ -17,6 +17,92 @@ pub struct Config {
     pub sip: SipConfig,
     /// HTTP settings.
     pub http: HttpConfig,
+    /// Media (RTP from devices) settings.
+    pub media: MediaConfig,
+    /// WebRTC egress settings.
+    pub webrtc: WebrtcConfig,
+}
+
+/// `[media]`: RTP/PS from devices.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Address media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address announced to devices in SDP (`c=`); the SIP announce address when absent.
+    pub announce_ip: Option<IpAddr>,
+    /// Port range for media, `"30000-30999"`.
+    pub ports: String,
+    /// Default transport: `udp`, `tcp-passive` (device connects to us) or `tcp-active`.
+    pub transport: String,
+    /// How long to wait for the device to answer an INVITE, in seconds.
+    pub invite_timeout_secs: u64,
+    /// How long after the 200 OK media must start, in seconds.
+    pub no_media_timeout_secs: u64,
+    /// How long a stream stays up after its last viewer left, in seconds.
+    pub linger_secs: u64,
+    /// `strict` (default): RTP with an SSRC other than the negotiated one is not the stream;
+    /// `latch`: if only one other SSRC arrives, take it (devices that ignore `y=`).
+    pub ssrc_policy: String,
+    /// Minimum seconds between two key-frame requests to one stream.
+    pub keyframe_request_interval_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            announce_ip: None,
+            ports: "30000-30999".into(),
+            transport: "udp".into(),
+            invite_timeout_secs: 10,
+            no_media_timeout_secs: 10,
+            linger_secs: 10,
+            ssrc_policy: "strict".into(),
+            keyframe_request_interval_secs: 2,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The port range as (first, last).
+    pub fn port_range(&self) -> Result<(u16, u16), ConfigError> {
+        let bad = || ConfigError::Invalid {
+            key: "media.ports",
+            reason: format!("`{}` is not a range like 30000-30999", self.ports),
+        };
+        let (a, b) = self.ports.split_once('-').ok_or_else(bad)?;
+        let (a, b): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if a == 0 || b < a {
+            return Err(bad());
+        }
+        Ok((a, b))
+    }
+}
+
+/// `[webrtc]`: the WHEP/WebRTC side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebrtcConfig {
+    /// Address the WebRTC UDP socket binds to.
+    pub bind_ip: IpAddr,
+    /// The one UDP port every viewer uses (0 picks a free port).
+    pub udp_port: u16,
+    /// Address put in ICE host candidates; the SIP announce address when absent.
+    pub announce_ip: Option<IpAddr>,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        WebrtcConfig {
+            bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            udp_port: 8000,
+            announce_ip: None,
+        }
+    }
 }
 
 /// `[sip]`
@@ -177,6 +263,19 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "sip.keepalive_max_missed",
                 reason: "must be at least 1".into(),
+            });
+        }
+        self.media.port_range()?;
+        if gb28181::sdp::MediaTransport::parse(&self.media.transport).is_none() {
+            return Err(ConfigError::Invalid {
+                key: "media.transport",
+                reason: format!("`{}`: expected udp, tcp-passive or tcp-active", self.media.transport),
+            });
+        }
+        if !matches!(self.media.ssrc_policy.as_str(), "strict" | "latch") {
+            return Err(ConfigError::Invalid {
+                key: "media.ssrc_policy",
+                reason: format!("`{}`: expected strict or latch", self.media.ssrc_policy),
             });
         }
         if self.sip.utc_offset_hours > 14 {

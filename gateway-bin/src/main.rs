@@ -3,9 +3,11 @@
 
 mod api;
 mod config;
+mod live;
 mod registry;
 mod signalling;
 mod store;
+mod web;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -55,6 +57,12 @@ struct Cli {
     /// API bearer token.
     #[arg(long, value_name = "TOKEN")]
     api_token: Option<String>,
+    /// Media port range for RTP from devices, e.g. 30000-30999.
+    #[arg(long, value_name = "FIRST-LAST")]
+    media_ports: Option<String>,
+    /// The one UDP port of WebRTC egress (0: any free port).
+    #[arg(long, value_name = "PORT")]
+    webrtc_udp_port: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -136,6 +144,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(v) = cli.api_token {
         cfg.http.api_token = Some(v);
+    }
+    if let Some(v) = cli.media_ports {
+        cfg.media.ports = v;
+    }
+    if let Some(v) = cli.webrtc_udp_port {
+        cfg.webrtc.udp_port = v;
     }
     cfg.validate()?;
 
@@ -221,8 +235,49 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .ok();
 
     let store = StoreHandle::spawn(store);
+    let (calls_tx, calls_rx) = tokio::sync::mpsc::unbounded_channel();
     let (signalling, sip_task) =
-        Signalling::start(sip_server, core, registry.clone(), store.clone());
+        Signalling::start(sip_server, core, registry.clone(), store.clone(), calls_tx);
+
+    // WebRTC egress: one UDP socket for every viewer.
+    let webrtc_bind = SocketAddr::new(cfg.webrtc.bind_ip, cfg.webrtc.udp_port);
+    let webrtc_socket = tokio::net::UdpSocket::bind(webrtc_bind)
+        .await
+        .map_err(|e| format!("cannot bind the WebRTC UDP port {webrtc_bind}: {e}"))?;
+    let webrtc_announce = SocketAddr::new(
+        cfg.webrtc.announce_ip.unwrap_or(announce),
+        webrtc_socket.local_addr()?.port(),
+    );
+    let (egress_tx, egress_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (viewer_tx, viewer_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(live::webrtc::run(webrtc_socket, webrtc_announce, egress_rx, viewer_tx));
+
+    // Live streams from devices.
+    let media_announce = cfg.media.announce_ip.unwrap_or(announce);
+    let default_transport = gb28181::sdp::MediaTransport::parse(&cfg.media.transport)
+        .unwrap_or(gb28181::sdp::MediaTransport::Udp);
+    let hub = live::hub::start(
+        live::hub::HubConfig {
+            platform_id: cfg.sip.id.clone(),
+            bind_ip: cfg.media.bind_ip,
+            announce_ip: media_announce,
+            invite_timeout: Duration::from_secs(cfg.media.invite_timeout_secs.max(1)),
+            no_media_timeout: Duration::from_secs(cfg.media.no_media_timeout_secs.max(1)),
+            linger: Duration::from_secs(cfg.media.linger_secs),
+            ssrc_policy: if cfg.media.ssrc_policy == "latch" {
+                live::ingest::SsrcPolicy::Latch
+            } else {
+                live::ingest::SsrcPolicy::Strict
+            },
+            keyframe_interval: Duration::from_secs(cfg.media.keyframe_request_interval_secs),
+        },
+        cfg.media.port_range()?,
+        &cfg.sip.domain(),
+        signalling.clone(),
+        egress_tx.clone(),
+        viewer_rx,
+        calls_rx,
+    );
 
     let state = api::AppState {
         registry: registry.clone(),
@@ -231,6 +286,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         token: Arc::from(token.as_str()),
         metrics,
         query_wait: Duration::from_secs(cfg.http.query_wait_secs.max(1)),
+        live: live::LiveState {
+            hub,
+            egress: egress_tx,
+            default_transport,
+        },
     };
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
@@ -246,6 +306,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cfg.sip.domain()
     );
     println!("  HTTP  http://{http_addr}/  (API under /api/v1)");
+    println!("  MEDIA {} ports {} (announced as {media_announce}), default transport {}", cfg.media.bind_ip, cfg.media.ports, default_transport.as_str());
+    println!("  WEBRTC udp {webrtc_bind} (candidate {webrtc_announce})");
     println!("  data  {}", data_dir.display());
     if new_password {
         println!("  generated SIP device password: {password}");

@@ -8,9 +8,12 @@ use std::time::Duration;
 use gb28181::manscdp::{DeviceInfo, DeviceStatus};
 use gb28181::net::{Handle, Shell, SipServer};
 use gb28181::platform::{
-    CatalogResult, CommandError, DeviceSettings, Platform, PlatformEvent, QueryError, QueryId,
+    CatalogResult, CommandError, DeviceSettings, InviteParams, Platform, PlatformEvent,
+    QueryError, QueryId, SessionId,
 };
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::live::hub::LiveError;
 use tracing::{info, warn};
 
 use crate::registry::{Registry, item_row};
@@ -76,6 +79,7 @@ impl Signalling {
         core: Platform,
         registry: Registry,
         store: StoreHandle,
+        calls: mpsc::UnboundedSender<PlatformEvent>,
     ) -> (Signalling, tokio::task::JoinHandle<Platform>) {
         let (shell, handle) = Shell::new(server, core);
         let waiters: Waiters = Arc::default();
@@ -83,6 +87,7 @@ impl Signalling {
             registry,
             store,
             waiters: waiters.clone(),
+            calls,
         };
         let task = tokio::spawn(shell.run(move |core: &mut Platform, _now| {
             while let Some(ev) = core.poll_event() {
@@ -137,6 +142,40 @@ impl Signalling {
         }
     }
 
+    /// Send an INVITE.
+    pub async fn invite(&self, params: InviteParams) -> Result<SessionId, LiveError> {
+        let r = self
+            .handle
+            .call(move |core: &mut Platform, now| core.invite(now, params))
+            .await
+            .ok_or(LiveError::Stopped)?;
+        r.map_err(|e| match e {
+            CommandError::UnknownDevice(d) => LiveError::UnknownDevice(d),
+            CommandError::Offline(d) => LiveError::Offline(d),
+        })
+    }
+
+    /// End a session (BYE or CANCEL).
+    pub async fn hangup(&self, session: SessionId) {
+        let _ = self
+            .handle
+            .call(move |core: &mut Platform, now| core.hangup(now, session))
+            .await;
+    }
+
+    /// Ask a channel for a key frame.
+    pub async fn request_keyframe(&self, device_id: String, channel_id: String) {
+        let r = self
+            .handle
+            .call(move |core: &mut Platform, now| {
+                core.request_keyframe(now, &device_id, &channel_id)
+            })
+            .await;
+        if let Some(Err(e)) = r {
+            info!(error = %e, "key frame request not sent");
+        }
+    }
+
     /// Provision a device in the core.
     pub async fn provision(&self, device_id: String, settings: DeviceSettings) -> bool {
         self.handle
@@ -163,6 +202,7 @@ struct EventSink {
     registry: Registry,
     store: StoreHandle,
     waiters: Waiters,
+    calls: mpsc::UnboundedSender<PlatformEvent>,
 }
 
 impl EventSink {
@@ -305,10 +345,12 @@ impl EventSink {
             PlatformEvent::Message { device_id, message } => {
                 info!(%device_id, cmd_type = %message.cmd_type.as_str(), "device message");
             }
-            PlatformEvent::CallProgress { .. }
+            ev @ (PlatformEvent::CallProgress { .. }
             | PlatformEvent::CallAnswered { .. }
             | PlatformEvent::CallFailed { .. }
-            | PlatformEvent::CallEnded { .. } => {}
+            | PlatformEvent::CallEnded { .. }) => {
+                let _ = self.calls.send(ev);
+            }
         }
     }
 }

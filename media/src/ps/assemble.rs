@@ -155,8 +155,8 @@ impl Streams {
     }
 
     /// A PES of stream `sid` begins. A video PES starts a new frame when it carries a PTS
-    /// other than the open frame's, or when it is the first after a pack header (one frame per
-    /// pack, GB/T 28181 Annex C). A PES without PTS continues the open frame (frames over
+    /// other than the open frame's, or when it is the first after a pack header and begins
+    /// with a start code (one frame per pack, GB/T 28181 Annex C). A PES without PTS continues the open frame (frames over
     /// 64 KiB span several PES; only the first carries a PTS — PROTOCOL-NOTES §9). If such a
     /// PES comes right after a pack header and does not begin with a start code, the muxer
     /// splits frames across packs (ffmpeg `-f vob`, GStreamer): from then on only PTS end
@@ -173,7 +173,13 @@ impl Streams {
             true
         } else {
             match h.pts {
-                Some(p) => s.pts != Some(p) || crossed,
+                // The same PTS after a pack header: the frame goes on across packs
+                // (GStreamer repeats the PTS on every PES of a frame).
+                Some(p) if s.pts == Some(p) => {
+                    s.spans_packs |= crossed;
+                    false
+                }
+                Some(_) => true,
                 None if crossed && !sc => {
                     s.spans_packs = true;
                     false

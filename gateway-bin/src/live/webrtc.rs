@@ -1,0 +1,168 @@
+//! The WebRTC task: one UDP socket for every viewer, the `media::webrtc::Egress` core, the
+//! key-frame cache that starts a joining viewer at once.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use media::AccessUnit;
+use media::webrtc::{Egress, EgressConfig, EgressError, EgressEvent, StreamId, Tracks, TransmitBatch, ViewerId};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info};
+
+/// Frames kept per stream since its last key frame (a GOP), so a viewer joining mid-GOP
+/// starts at once on the key frame and catches up.
+const MAX_CACHED_FRAMES: usize = 300;
+/// Bytes kept per stream at most.
+const MAX_CACHED_BYTES: usize = 16 << 20;
+
+/// Requests to the WebRTC task.
+pub enum EgressCmd {
+    /// A WHEP offer for a stream.
+    AddViewer {
+        tracks: Tracks,
+        offer: String,
+        reply: oneshot::Sender<Result<(ViewerId, String), EgressError>>,
+    },
+    /// A viewer left (WHEP DELETE, or the stream ended).
+    RemoveViewer(ViewerId),
+    /// An access unit of a stream.
+    Unit(StreamId, AccessUnit),
+    /// The stream ended: forget its cache.
+    EndStream(StreamId),
+}
+
+/// What the WebRTC task tells the stream manager.
+#[derive(Debug, Clone, Copy)]
+pub enum ViewerEvent {
+    /// ICE+DTLS up; `cached` says whether a key frame could be sent right away.
+    Connected { viewer: ViewerId, cached: bool },
+    /// The viewer is gone (disconnected or never connected).
+    Gone(ViewerId),
+    /// The browser asked for a key frame.
+    KeyframeRequest(ViewerId),
+}
+
+#[derive(Default)]
+struct Gop {
+    frames: Vec<AccessUnit>,
+    bytes: usize,
+}
+
+impl Gop {
+    fn push(&mut self, au: &AccessUnit) {
+        if au.keyframe {
+            self.frames.clear();
+            self.bytes = 0;
+        } else if self.frames.is_empty()
+            || self.frames.len() >= MAX_CACHED_FRAMES
+            || self.bytes + au.data.len() > MAX_CACHED_BYTES
+        {
+            // No key frame to start from, or the GOP is too long to replay: keep nothing.
+            self.frames.clear();
+            self.bytes = 0;
+            return;
+        }
+        self.bytes += au.data.len();
+        self.frames.push(au.clone());
+    }
+}
+
+/// Bind the socket and run the task until the command channel closes.
+pub async fn run(
+    socket: UdpSocket,
+    announce: SocketAddr,
+    mut commands: mpsc::UnboundedReceiver<EgressCmd>,
+    events: mpsc::UnboundedSender<ViewerEvent>,
+) {
+    let socket = Arc::new(socket);
+    let local = socket.local_addr().unwrap_or(announce);
+    let mut egress = Egress::new(EgressConfig::new(announce));
+    let mut gops: HashMap<StreamId, Gop> = HashMap::new();
+    let mut viewer_stream: HashMap<ViewerId, StreamId> = HashMap::new();
+    let mut batch = TransmitBatch::new(1);
+    let mut buf = vec![0u8; 2048];
+    info!(%announce, "WebRTC egress ready");
+    loop {
+        let wake = egress.poll_timeout();
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    egress.handle_receive(Instant::now(), from, local, &buf[..n]);
+                }
+            }
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                let now = Instant::now();
+                match cmd {
+                    EgressCmd::AddViewer { tracks, offer, reply } => {
+                        let r = egress.add_viewer(now, &offer, tracks);
+                        if let Ok((v, _)) = &r {
+                            viewer_stream.insert(*v, tracks.stream);
+                        }
+                        let _ = reply.send(r);
+                    }
+                    EgressCmd::RemoveViewer(v) => {
+                        egress.remove_viewer(now, v);
+                        viewer_stream.remove(&v);
+                    }
+                    EgressCmd::Unit(stream, au) => {
+                        if au.codec.is_video() {
+                            gops.entry(stream).or_default().push(&au);
+                            egress.write_video(now, stream, &au);
+                        } else {
+                            egress.write_audio(now, stream, &au);
+                        }
+                    }
+                    EgressCmd::EndStream(stream) => {
+                        gops.remove(&stream);
+                        let viewers: Vec<ViewerId> = egress.viewers_of(stream).to_vec();
+                        for v in viewers {
+                            egress.remove_viewer(now, v);
+                            viewer_stream.remove(&v);
+                        }
+                    }
+                }
+            }
+            () = async {
+                match wake {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                egress.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(ev) = egress.poll_event() {
+            let now = Instant::now();
+            match ev {
+                EgressEvent::Connected(v) => {
+                    let mut cached = false;
+                    if let Some(gop) = viewer_stream.get(&v).and_then(|s| gops.get(s)) {
+                        for au in &gop.frames {
+                            cached |= egress.write_video_to(now, v, au);
+                        }
+                    }
+                    debug!(viewer = %v, cached, "viewer connected");
+                    let _ = events.send(ViewerEvent::Connected { viewer: v, cached });
+                }
+                EgressEvent::Disconnected(v) | EgressEvent::Reaped(v) => {
+                    viewer_stream.remove(&v);
+                    let _ = events.send(ViewerEvent::Gone(v));
+                }
+                EgressEvent::KeyframeRequest(v) => {
+                    let _ = events.send(ViewerEvent::KeyframeRequest(v));
+                }
+            }
+        }
+        egress.drain_transmits(&mut batch);
+        for d in batch.datagrams() {
+            if let Err(e) = socket.send_to(d.contents, d.destination).await {
+                debug!(to = %d.destination, error = %e, "WebRTC send failed");
+            }
+        }
+        batch.clear();
+    }
+}
