@@ -21,5 +21,7 @@ pub mod reorder;
 pub mod rtp;
 pub mod stats;
 pub mod tcp;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use frame::{AccessUnit, Codec};
