@@ -222,14 +222,14 @@ fn single_pes_frames_are_slices_of_the_input() {
     let range = ps.as_ptr() as usize..ps.as_ptr() as usize + ps.len();
     let mut n = 0;
     while let Some(ev) = d.poll() {
-        if let DemuxEvent::AccessUnit(a) = ev {
-            if a.data.len() < 0xff80 {
-                assert!(
-                    range.contains(&(a.data.as_ptr() as usize)),
-                    "copied instead of sliced"
-                );
-                n += 1;
-            }
+        if let DemuxEvent::AccessUnit(a) = ev
+            && a.data.len() < 0xff80
+        {
+            assert!(
+                range.contains(&(a.data.as_ptr() as usize)),
+                "copied instead of sliced"
+            );
+            n += 1;
         }
     }
     assert!(n >= 10);

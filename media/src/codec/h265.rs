@@ -277,9 +277,9 @@ fn st_ref_pic_set(
     if delta_rps < 0 && use_delta[n] {
         set.s0.push(delta_rps);
     }
-    for j in 0..n0 {
-        let d = reference.s0[j] + delta_rps;
-        if d < 0 && use_delta[j] {
+    for (&s0, &used) in reference.s0.iter().zip(&use_delta) {
+        let d = s0 + delta_rps;
+        if d < 0 && used {
             set.s0.push(d);
         }
     }

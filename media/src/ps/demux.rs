@@ -253,7 +253,7 @@ impl PsDemuxer {
             State::Boundary => self.boundary(),
             State::Resync => self.resync(),
             State::Payload { remaining, sid } => self.payload(remaining, sid),
-            State::ToPack { sid, nal } => self.to_pack(sid, nal),
+            State::ToPack { sid, nal } => self.unbounded_payload(sid, nal),
         }
     }
 
@@ -474,7 +474,7 @@ impl PsDemuxer {
         code == super::PACK_START || (nal && (super::PROGRAM_END..=0xEF).contains(&code))
     }
 
-    fn to_pack(&mut self, sid: u8, nal: bool) -> Step {
+    fn unbounded_payload(&mut self, sid: u8, nal: bool) -> Step {
         let front = self.input.front();
         let len = front.len();
         let mut from = 0;
@@ -513,11 +513,11 @@ impl PsDemuxer {
             }
             return Step::Progress;
         }
-        if self.input.gap_ahead() || self.finishing {
-            if let Some(seg) = self.input.take(usize::MAX) {
-                self.streams.append(sid, seg, &mut self.out);
-                return Step::Progress;
-            }
+        if (self.input.gap_ahead() || self.finishing)
+            && let Some(seg) = self.input.take(usize::MAX)
+        {
+            self.streams.append(sid, seg, &mut self.out);
+            return Step::Progress;
         }
         Step::NeedMore
     }
