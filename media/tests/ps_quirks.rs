@@ -436,3 +436,87 @@ fn garbage_between_packs_is_skipped_and_counted() {
         assert_eq!(pts, [Some(3600), Some(7200)]);
     }
 }
+
+#[test]
+fn end_of_frame_hands_the_frame_on_at_once() {
+    let mut mux = PsMuxer::new();
+    let frame = |i: u64| AccessUnit {
+        stream_id: 0xE0,
+        codec: Codec::H264,
+        pts: Some(i * 3600),
+        dts: None,
+        keyframe: i == 0,
+        data: Bytes::from(if i == 0 { idr(80_000) } else { p_frame(900) }),
+    };
+    let f0 = mux.mux(&frame(0)).expect("mux");
+    let f1 = mux.mux(&frame(1)).expect("mux");
+    let units = |d: &mut PsDemuxer| {
+        let mut n = 0;
+        while let Some(ev) = d.poll() {
+            n += usize::from(matches!(ev, DemuxEvent::AccessUnit(_)));
+        }
+        n
+    };
+    // Without the hint the frame waits for the next pack.
+    let mut d = PsDemuxer::new();
+    d.push(f0.clone());
+    assert_eq!(units(&mut d), 0);
+    // With it (RTP marker bit), at once, in RTP-sized pieces.
+    let mut d = PsDemuxer::new();
+    for c in f0.chunks(1400) {
+        d.push(Bytes::copy_from_slice(c));
+    }
+    d.end_of_frame();
+    assert_eq!(units(&mut d), 1);
+    d.push(f1.slice(..500));
+    d.end_of_frame(); // inside a PES: ignored
+    d.push(f1.slice(500..));
+    assert_eq!(units(&mut d), 0);
+    d.end_of_frame();
+    assert_eq!(units(&mut d), 1);
+    assert_eq!(d.stats().dropped_frames, 0);
+}
+
+#[test]
+fn psm_stream_types_of_annex_c() {
+    // Every stream type GB/T 28181 Annex C lists, labelled straight from the PSM.
+    let types = [
+        (0x10, 0xe0, Codec::Mpeg4),
+        (0x1b, 0xe1, Codec::H264),
+        (0x24, 0xe2, Codec::H265),
+        (0x80, 0xe3, Codec::SvacVideo),
+        (0x90, 0xc0, Codec::G711A),
+        (0x91, 0xc1, Codec::G711U),
+        (0x92, 0xc2, Codec::G7221),
+        (0x93, 0xc3, Codec::G7231),
+        (0x99, 0xc4, Codec::G729),
+        (0x9b, 0xc5, Codec::SvacAudio),
+        (0x0f, 0xc6, Codec::Aac),
+    ];
+    let mut s = Vec::new();
+    pack_hdr(&mut s, 0);
+    psm_of(&mut s, &types.map(|(t, id, _)| (t, id)));
+    for (_, id, c) in types {
+        let payload: Vec<u8> = match c {
+            Codec::H264 => idr(10),
+            Codec::H265 => vec![0, 0, 0, 1, 0x26, 0x01, 0xaf],
+            Codec::Aac => media::codec::aac::AdtsHeader::write(2, 4, 2, 4)
+                .into_iter()
+                .chain([1, 2, 3, 4])
+                .collect(),
+            _ => vec![0, 0, 1, 0xb6, 0x10, 0x20, 0x30, 0x40],
+        };
+        pes_of(&mut s, id, Some(0), &payload);
+    }
+    let r = demux_split(&s, 1400);
+    for (_, id, c) in types {
+        let au = r
+            .aus
+            .iter()
+            .find(|a| a.stream_id == id)
+            .expect("unit per stream");
+        assert_eq!(au.codec, c, "stream {id:#x}");
+    }
+    // The lone H.265 IDR came without VPS/SPS/PPS; nothing else is unusual.
+    assert_eq!(r.quirks, [Quirk::KeyframeWithoutParameterSets]);
+}

@@ -212,6 +212,13 @@ impl PsDemuxer {
         self.input.mark_gap();
     }
 
+    /// The caller knows a PS frame ends here (the RTP marker bit, or the end of a reassembled
+    /// RTP frame): the open video frame is handed on at this point instead of when the next
+    /// pack arrives, saving a frame interval of latency. Ignored when a PES is still open here.
+    pub fn end_of_frame(&mut self) {
+        self.input.mark_frame_end();
+    }
+
     /// End of input: the last frame is complete, hand it on.
     pub fn finish(&mut self) {
         self.finishing = true;
@@ -233,7 +240,8 @@ impl PsDemuxer {
                     self.streams.flush(&mut self.out);
                     continue;
                 }
-                return None;
+                // The step that ran out of input may still have produced events.
+                return self.out.events.pop_front();
             }
         }
     }
@@ -284,6 +292,9 @@ impl PsDemuxer {
     }
 
     fn boundary(&mut self) -> Step {
+        if self.input.take_frame_end() {
+            self.streams.close_pending(u64::MAX, None, &mut self.out);
+        }
         let Some(b) = self.input.peek(4, &mut self.scratch) else {
             return self.short(4);
         };

@@ -17,6 +17,8 @@ pub(crate) struct Input {
     end: u64,
     /// Absolute offsets where data was lost (`PsDemuxer::discontinuity`).
     gaps: VecDeque<u64>,
+    /// Absolute offsets where the caller said a PS frame ends (`PsDemuxer::end_of_frame`).
+    frame_ends: VecDeque<u64>,
 }
 
 impl Input {
@@ -32,6 +34,26 @@ impl Input {
         if self.gaps.back() != Some(&self.end) {
             self.gaps.push_back(self.end);
         }
+    }
+
+    pub fn mark_frame_end(&mut self) {
+        if self.frame_ends.back() != Some(&self.end) {
+            self.frame_ends.push_back(self.end);
+        }
+    }
+
+    /// True when a frame end was marked exactly at the read position; marks left behind
+    /// (inside an element) are dropped.
+    pub fn take_frame_end(&mut self) -> bool {
+        let mut at = false;
+        while let Some(&m) = self.frame_ends.front() {
+            if m > self.offset {
+                break;
+            }
+            at |= m == self.offset;
+            self.frame_ends.pop_front();
+        }
+        at
     }
 
     /// Bytes readable before the next gap (or the end).
