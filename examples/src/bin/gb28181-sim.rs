@@ -6,6 +6,18 @@
 //!
 //! Over UDP all devices share one socket (each is told apart by its ID); over TCP each
 //! device has its own connection, as real devices do.
+//!
+//! Live view (GB/T 28181-2022 §9.2): with `--video FILE` (an H.264/H.265 Annex B clip) the
+//! channels answer `s=Play` INVITEs and, after the ACK, stream the clip in a loop as PS over
+//! RTP: over UDP, over TCP connecting to the platform (`a=setup:passive` offer) or over TCP
+//! accepting the platform's connection (`a=setup:active` offer), with an optional G.711 tone
+//! (`--audio`). BYE stops a stream; a channel may be played by several calls at once.
+//! `--no-media`, `--wrong-ssrc` and `--media-delay-ms` make the cameras misbehave for tests.
+//!
+//! ```text
+//! gb28181-sim --server 127.0.0.1:5060 --kind nvr --channels 4 \
+//!     --video examples/tests/data/testsrc2_h264_main_640x360.h264 --audio pcma
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -16,10 +28,13 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use gb28181::device::{Device, DeviceConfig, DeviceEvent};
 use gb28181::manscdp::{CatalogItem, Charset, DeviceInfo};
-use gb28181::sip::Message;
+use gb28181::sip::{Message, Method};
 use gb28181::transaction::TimerConfig;
 use gb28181::transport::{ConnId, Transport};
 use gb28181::ua;
+use gb28181_examples::sim::calls::{Calls, MediaOptions, StreamEnded};
+use gb28181_examples::sim::es::Clip;
+use media::Codec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
@@ -36,6 +51,20 @@ enum Kind {
 enum SipTransport {
     Udp,
     Tcp,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum VideoCodec {
+    H264,
+    H265,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Audio {
+    /// G.711 A-law (PS stream type 0x90).
+    Pcma,
+    /// G.711 µ-law (PS stream type 0x91).
+    Pcmu,
 }
 
 /// Simulated GB/T 28181 devices and load generator.
@@ -93,6 +122,38 @@ struct Args {
     /// Delay before retrying a failed registration, in seconds.
     #[arg(long, default_value_t = 5)]
     register_retry: u64,
+    /// H.264/H.265 Annex B clip to stream on INVITE, looped (without it INVITEs get 488).
+    #[arg(long, value_name = "FILE")]
+    video: Option<std::path::PathBuf>,
+    /// Codec of `--video` (default: from the extension, else sniffed).
+    #[arg(long, value_enum)]
+    codec: Option<VideoCodec>,
+    /// Frame rate the clip is paced at.
+    #[arg(long, default_value_t = 25.0)]
+    fps: f64,
+    /// Add a 440 Hz G.711 tone to the PS, 40 ms per frame.
+    #[arg(long, value_enum)]
+    audio: Option<Audio>,
+    /// Answer INVITEs but never send media.
+    #[arg(long)]
+    no_media: bool,
+    /// Send RTP with another SSRC than the offer's y= (the answer still echoes y=).
+    #[arg(long)]
+    wrong_ssrc: bool,
+    /// Wait this long after the ACK before the first media packet.
+    #[arg(long, default_value_t = 0)]
+    media_delay_ms: u64,
+    /// TCP media connection attempts when the platform listens (1 + retries; the standard
+    /// asks for at least 3 retries).
+    #[arg(long, default_value_t = 4)]
+    connect_attempts: u32,
+    /// Pause between TCP media connection attempts, in milliseconds (the standard: ≥ 1 s).
+    #[arg(long, default_value_t = 1000)]
+    connect_interval_ms: u64,
+    /// How long to wait for the platform to connect when it asked to (`a=setup:active`), in
+    /// seconds.
+    #[arg(long, default_value_t = 20)]
+    accept_timeout: u64,
 }
 
 fn device_id(domain: &str, kind: Kind, n: u32) -> String {
@@ -152,9 +213,11 @@ use bytes::Bytes;
 
 struct Sim {
     devices: Vec<Device>,
+    /// Device and channel IDs to the device index.
     by_id: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     report: Report,
+    calls: Calls,
 }
 
 impl Sim {
@@ -179,18 +242,17 @@ impl Sim {
                 DeviceEvent::KeepaliveFailed { .. } => self.report.keepalive_failures += 1,
                 DeviceEvent::QueryAnswered { .. } => self.report.queries += 1,
                 DeviceEvent::Request { key, request } => {
-                    // Calls are not simulated here: refuse them politely.
-                    let local = self.devices[i].local().clone();
-                    let resp = ua::response(&request, 488, "sim", &local);
-                    self.devices[i].respond(Instant::now(), &key, resp);
+                    self.calls
+                        .on_request(Instant::now(), i, &mut self.devices[i], key, &request);
                 }
-                DeviceEvent::Message(_) | DeviceEvent::Unregistered | DeviceEvent::Ack(_) => {}
+                DeviceEvent::Ack(request) => self.calls.on_ack(i, &request),
+                DeviceEvent::Message(_) | DeviceEvent::Unregistered => {}
             }
         }
     }
 
-    /// The device a message from the platform is for: the To user of requests, the From
-    /// user of responses.
+    /// The device a message from the platform is for: the To user of requests (the device or
+    /// one of its channels), the From user of responses.
     fn target(&self, msg: &Message) -> Option<usize> {
         let user = match msg {
             Message::Request(r) => r
@@ -217,6 +279,10 @@ async fn main() {
         )
         .init();
     let args = Args::parse();
+    if !(args.fps.is_finite() && args.fps > 0.0 && args.fps <= 240.0) {
+        eprintln!("error: --fps must be in (0, 240]");
+        std::process::exit(2);
+    }
     if let Err(e) = run(args).await {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -230,6 +296,52 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(&args.server_id)
             .to_owned()
     });
+    let clip = match &args.video {
+        Some(path) => {
+            let codec = args.codec.map(|c| match c {
+                VideoCodec::H264 => Codec::H264,
+                VideoCodec::H265 => Codec::H265,
+            });
+            let clip = Clip::open(path, codec)?;
+            println!(
+                "gb28181-sim: {} {} {}x{}, {} frames ({} key), {} bytes per loop at {} fps",
+                path.display(),
+                clip.codec.name(),
+                clip.width.unwrap_or(0),
+                clip.height.unwrap_or(0),
+                clip.units.len(),
+                clip.keyframes(),
+                clip.len_bytes(),
+                args.fps
+            );
+            if clip.skipped_leading > 0 || clip.parameter_sets_added > 0 {
+                eprintln!(
+                    "{}: {} frame(s) before the first key frame dropped, parameter sets added to {} key frame(s)",
+                    path.display(),
+                    clip.skipped_leading,
+                    clip.parameter_sets_added
+                );
+            }
+            Some(Arc::new(clip))
+        }
+        None => None,
+    };
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<StreamEnded>();
+    let media = MediaOptions {
+        clip,
+        fps: args.fps,
+        audio: args.audio.map(|a| match a {
+            Audio::Pcma => Codec::G711A,
+            Audio::Pcmu => Codec::G711U,
+        }),
+        no_media: args.no_media,
+        wrong_ssrc: args.wrong_ssrc,
+        media_delay: Duration::from_millis(args.media_delay_ms),
+        local_ip: args.local_ip,
+        connect_attempts: args.connect_attempts.max(1),
+        connect_interval: Duration::from_millis(args.connect_interval_ms),
+        accept_timeout: Duration::from_secs(args.accept_timeout.max(1)),
+    };
     let udp = Arc::new(UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?);
     let local_port = udp.local_addr()?.port();
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<Net>();
@@ -240,6 +352,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         by_id: HashMap::new(),
         timers: BinaryHeap::new(),
         report: Report::default(),
+        calls: Calls::new(media, ended_tx),
     };
     for n in 0..args.devices {
         let id = device_id(&domain, args.kind, args.first + n as u32);
@@ -309,6 +422,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 Transport::Tcp(ConnId(n as u64))
             }
         };
+        for ch in &cfg.channels {
+            sim.by_id.insert(ch.device_id.clone(), n);
+        }
         sim.by_id.insert(id, n);
         sim.devices.push(Device::new(cfg, transport));
     }
@@ -327,6 +443,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "gb28181-sim: {} {:?} device(s) over {:?} to {} (platform {})",
         args.devices, args.kind, args.transport, args.server, args.server_id
     );
+    let mut terminate = Terminate::new()?;
     loop {
         let now = Instant::now();
         // Start devices at the configured rate.
@@ -349,15 +466,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         if stop_at.is_some_and(|t| now >= t) {
             break;
         }
+        sim.calls.expire(now);
         if now >= report_at {
             report_at = now + Duration::from_secs(5);
             eprintln!(
-                "[{:>5.1}s] registered {} / {}, keepalives {}, failures {}",
+                "[{:>5.1}s] registered {} / {}, keepalives {}, failures {}, calls {}, streams {}",
                 now.duration_since(started).as_secs_f64(),
                 sim.report.registered,
                 args.devices,
                 sim.report.keepalives_ok,
-                sim.report.register_failures + sim.report.keepalive_failures
+                sim.report.register_failures + sim.report.keepalive_failures,
+                sim.calls.len(),
+                sim.calls.media_stats().live()
             );
         }
         let mut wake = sim
@@ -398,8 +518,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
             }
+            Some(ended) = ended_rx.recv() => {
+                let i = ended.device;
+                if i < sim.devices.len()
+                    && sim.calls.on_stream_ended(Instant::now(), &mut sim.devices[i], &ended)
+                {
+                    flush(&mut sim, i, &udp, &writers).await;
+                }
+            }
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = tokio::signal::ctrl_c() => break,
+            () = terminate.recv() => break,
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -419,6 +548,23 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         r.keepalives_ok as f64 / elapsed
     );
     println!("queries answered   {}", r.queries);
+    let c = sim.calls.call_stats();
+    println!(
+        "invites            {} answered, {} refused, {} acked, {} without ACK",
+        c.invites_answered, c.invites_refused, c.acks, c.ack_timeouts
+    );
+    println!(
+        "byes               {} from the platform, {} sent",
+        c.byes_received, c.byes_sent
+    );
+    let m = sim.calls.media_stats();
+    for (name, t) in [
+        ("media udp", &m.udp),
+        ("media tcp-passive", &m.tcp_passive),
+        ("media tcp-active", &m.tcp_active),
+    ] {
+        println!("{name:<18} {t}");
+    }
     let mut reg = std::mem::take(&mut r.register_latency);
     let mut ka = std::mem::take(&mut r.keepalive_latency);
     for (name, v) in [
@@ -436,6 +582,30 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// SIGTERM (Unix): stop and print the report, like Ctrl-C.
+struct Terminate {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Terminate {
+    fn new() -> std::io::Result<Terminate> {
+        Ok(Terminate {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await
+    }
+}
+
 async fn deliver_datagram(
     sim: &mut Sim,
     data: &[u8],
@@ -446,7 +616,13 @@ async fn deliver_datagram(
     let Ok(msg) = Message::parse(data) else {
         return;
     };
-    let Some(i) = sim.target(&msg) else {
+    // An INVITE for an ID none of us has still deserves an answer (404): the first device
+    // gives it.
+    let unknown_invite = matches!(&msg, Message::Request(r) if r.method == Method::Invite);
+    let Some(i) = sim
+        .target(&msg)
+        .or((unknown_invite && !sim.devices.is_empty()).then_some(0))
+    else {
         return;
     };
     sim.devices[i].handle_message(Instant::now(), msg, Transport::Udp, from);
