@@ -218,6 +218,10 @@ impl Ingest {
                 for b in &frame.payloads {
                     self.demux.push(b.clone());
                 }
+                if frame.marker {
+                    // One frame per RTP marker: hand it on now, not at the next pack.
+                    self.demux.end_of_frame();
+                }
             } else {
                 // Never hand on a damaged frame: drop it and resync at the next pack.
                 self.demux.discontinuity();
@@ -479,7 +483,7 @@ mod tests {
             let ps = mux.mux(&a).unwrap();
             let mut buf = BytesMut::new();
             let pkts = pk.packetize(3600 * (i + 1), &ps, &mut buf);
-            out.extend(pkts.iter().cloned());
+            out.extend(pkts);
         }
         out
     }

@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(b, "0200000002");
         pool.release(&a);
         let mut seen = HashSet::new();
-        for _ in 0..9997 {
+        for _ in 0..9998 {
             let (s, _) = pool.take().unwrap();
             assert!(seen.insert(s));
         }
