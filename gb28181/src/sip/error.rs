@@ -19,9 +19,9 @@ use std::fmt;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseError {
-    /// Byte offset of the failure in the parsed input (see the type's docs).
+    /// Byte offset of the failure in the parsed input (RFC 3261 §7; see the type's docs).
     pub offset: usize,
-    /// Which rule failed.
+    /// Which rule of RFC 3261 §25 (or which framing check) failed.
     pub kind: ParseErrorKind,
 }
 
@@ -49,7 +49,7 @@ pub enum ParseErrorKind {
     /// A message on a stream transport without Content-Length (RFC 3261 §18.3).
     #[error("Content-Length is required on stream transports")]
     MissingContentLength,
-    /// The message (header section plus body) exceeds the decoder's configured limit.
+    /// The message exceeds the decoder's configured limit (RFC 3261 §18.3; answer 513 or close).
     #[error("message larger than the {limit}-byte limit")]
     MessageTooLarge {
         /// The configured maximum message size.
@@ -61,7 +61,7 @@ pub enum ParseErrorKind {
     /// A single-valued header field appears more than once (RFC 3261 §7.3.1, §20).
     #[error("{0} header field appears more than once")]
     DuplicateHeader(&'static str),
-    /// A typed accessor could not parse a header value; `offset` is within that value.
+    /// A typed accessor could not parse a header value (RFC 3261 §20); `offset` is within it.
     #[error("malformed {header} header value: expected {expected}")]
     InvalidHeader {
         /// Canonical name of the header field.
@@ -87,7 +87,7 @@ impl ParseErrorKind {
 }
 
 impl ParseError {
-    /// An error of `kind` at `offset`.
+    /// An error of `kind` at `offset` (RFC 3261 §25 grammar position).
     pub fn new(offset: usize, kind: ParseErrorKind) -> ParseError {
         ParseError { offset, kind }
     }

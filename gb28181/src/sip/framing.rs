@@ -6,8 +6,9 @@ use super::error::{ParseError, ParseErrorKind};
 use super::head::{BodyLength, Head, parse_head};
 use super::message::Message;
 
-/// A sensible default for [`StreamDecoder::new`]: 64 KiB, the largest UDP datagram, well
-/// above the biggest GB/T 28181 catalog pages seen from NVRs.
+/// Default limit for [`StreamDecoder`] (RFC 3261 §18.3): 64 KiB, the largest UDP datagram.
+///
+/// Well above the biggest GB/T 28181 catalog pages seen from NVRs.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// Splits a TCP byte stream into SIP messages (RFC 3261 §18.3).
@@ -77,20 +78,20 @@ impl StreamDecoder {
         }
     }
 
-    /// The configured maximum message size.
+    /// The configured maximum message size (RFC 3261 §18.3).
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
     }
 
-    /// Bytes consumed from the stream so far (messages and skipped keepalives).
+    /// Bytes consumed so far, messages and skipped keepalives (RFC 3261 §18.3, RFC 5626 §4.4.1).
     pub fn position(&self) -> u64 {
         self.position
     }
 
-    /// Decodes the next complete message from the front of `buf`, consuming it
-    /// (RFC 3261 §18.3). `Ok(None)` means more input is needed; call again until it returns
-    /// `Ok(None)` to drain several messages from one read. The body is a zero-copy slice of
-    /// the buffer.
+    /// Decodes and consumes the next complete message at the front of `buf` (RFC 3261 §18.3).
+    ///
+    /// `Ok(None)` means more input is needed; call again until it returns `Ok(None)` to
+    /// drain several messages from one read. The body is a zero-copy slice of the buffer.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ParseError> {
         if let Some(e) = self.failed {
             return Err(e);

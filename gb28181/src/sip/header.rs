@@ -327,7 +327,7 @@ pub(crate) fn split_list(s: &str) -> Vec<(usize, &str)> {
 }
 
 impl Headers {
-    /// An empty header list.
+    /// An empty header list (RFC 3261 §7.3).
     pub fn new() -> Headers {
         Headers::default()
     }
@@ -339,12 +339,12 @@ impl Headers {
         }
     }
 
-    /// Number of header field lines.
+    /// Number of header field lines (RFC 3261 §7.3).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
-    /// Whether there are no header fields.
+    /// Whether there are no header fields (RFC 3261 §7.3).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -354,7 +354,7 @@ impl Headers {
         self.get_all(name).next()
     }
 
-    /// Every line of `name`, in order, each unsplit.
+    /// Every line of `name`, in order, each unsplit (RFC 3261 §7.3.1).
     pub fn get_all<'a>(&'a self, name: &HeaderName) -> impl Iterator<Item = &'a str> {
         self.entries
             .iter()
@@ -372,13 +372,14 @@ impl Headers {
             .collect()
     }
 
-    /// Appends a header field line.
+    /// Appends a header field line (RFC 3261 §7.3).
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
         self.entries.push((name, value.into()));
     }
 
-    /// Inserts a line before the first existing `name` line, or first of all if there is none
-    /// (a proxy or UAC adding its Via on top, RFC 3261 §16.6 step 8).
+    /// Inserts a line before the first `name` line, or first of all (RFC 3261 §16.6 step 8).
+    ///
+    /// This is how a proxy or UAC puts its Via on top.
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
         let at = self
             .entries
@@ -388,7 +389,7 @@ impl Headers {
         self.entries.insert(at, (name, value.into()));
     }
 
-    /// Replaces all `name` lines with one, at the position of the first (or at the end).
+    /// Replaces all `name` lines with one, where the first was, else at the end (RFC 3261 §7.3).
     pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
         let value = value.into();
         match self.entries.iter().position(|(n, _)| *n == name) {
@@ -407,12 +408,12 @@ impl Headers {
         }
     }
 
-    /// Removes every `name` line.
+    /// Removes every `name` line (RFC 3261 §7.3).
     pub fn remove(&mut self, name: &HeaderName) {
         self.entries.retain(|(n, _)| n != name);
     }
 
-    /// All lines in order.
+    /// All lines in order (RFC 3261 §7.3).
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> {
         self.entries.iter().map(|(n, v)| (n, v.as_str()))
     }

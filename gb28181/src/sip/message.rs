@@ -182,8 +182,10 @@ impl Message {
         })
     }
 
-    /// Serializes with canonical header names and a Content-Length computed from the body
-    /// (RFC 3261 §7, §7.3.3, §20.14).
+    /// Serializes with long header names and Content-Length from the body (RFC 3261 §7, §20.14).
+    ///
+    /// Content-Length is written where the first received one was, or after all other
+    /// header fields; CR and LF inside values are written as SP.
     pub fn to_bytes(&self) -> Bytes {
         match self {
             Message::Request(r) => r.to_bytes(),
@@ -345,11 +347,12 @@ impl Request {
         write_rest(buf, &self.headers, &self.body)
     }
 
-    /// The checks a UAS makes before processing a request, whose failure calls for a
-    /// 400 Bad Request (RFC 3261 §8.2.2, RFC 4475 §3.1.2, §3.3.1, §3.3.8, §3.3.9): Via, From,
-    /// To, Call-ID and CSeq present (From, To, Call-ID, CSeq exactly once) and well formed,
-    /// the CSeq method equal to the request method, Content-Length values consistent.
-    /// Max-Forwards is not required, for RFC 2543 peers (RFC 4475 §3.4.1).
+    /// The header checks whose failure calls for a 400 Bad Request (RFC 3261 §8.2.2).
+    ///
+    /// Via, From, To, Call-ID and CSeq present (From, To, Call-ID, CSeq exactly once) and
+    /// well formed, the CSeq method equal to the request method, Content-Length values
+    /// consistent (RFC 4475 §3.1.2, §3.3.1, §3.3.8, §3.3.9). Max-Forwards is not required,
+    /// for RFC 2543 peers (RFC 4475 §3.4.1).
     pub fn validate(&self) -> Result<(), ParseError> {
         validate_headers(&self.headers)?;
         if self.headers.cseq()?.method != self.method {
@@ -360,8 +363,9 @@ impl Request {
 }
 
 impl Response {
-    /// A response with the standard reason phrase, no header fields and no body
-    /// (RFC 3261 §21). `status` must be 100-699 to serialize to a valid message.
+    /// A response with the standard reason phrase, no header fields, no body (RFC 3261 §21).
+    ///
+    /// `status` must be 100-699 to serialize to a valid message.
     pub fn new(status: u16) -> Response {
         Response {
             status,
@@ -401,8 +405,9 @@ impl Response {
         write_rest(buf, &self.headers, &self.body)
     }
 
-    /// Header checks for a received response (RFC 3261 §8.1.3.3, §20): the same header
-    /// requirements as [`Request::validate`] without the method comparison.
+    /// Header checks for a received response (RFC 3261 §8.1.3.3, §20).
+    ///
+    /// The same requirements as [`Request::validate`] without the method comparison.
     pub fn validate(&self) -> Result<(), ParseError> {
         validate_headers(&self.headers)
     }

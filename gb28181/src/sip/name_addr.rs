@@ -51,7 +51,7 @@ impl NameAddr {
         set_param(&mut self.params, "tag", Some(tag.into()));
     }
 
-    /// A header parameter by case-insensitive name; `Some(None)` if present without value.
+    /// A header parameter by case-insensitive name (RFC 3261 §20.10); `Some(None)` if valueless.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         find_param(&self.params, name)
     }

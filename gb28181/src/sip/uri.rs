@@ -1,4 +1,5 @@
-//! SIP and SIPS URIs (RFC 3261 §19.1) and other absolute URIs (RFC 3261 §25.1 absoluteURI).
+//! SIP and SIPS URIs (RFC 3261 §19.1) and other absolute URIs (RFC 3261 §25.1 absoluteURI),
+//! plus [`percent_decode`] for comparing escaped parts (§19.1.4).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -71,7 +72,7 @@ pub enum Host {
 pub struct Param {
     /// Parameter name as written; look-ups compare it case-insensitively (RFC 3261 §19.1.4).
     pub name: String,
-    /// Value, if the parameter has one.
+    /// Value, if the parameter has one (RFC 3261 §25.1 gen-value).
     pub value: Option<String>,
 }
 
@@ -231,8 +232,7 @@ impl SipUri {
         }
     }
 
-    /// A URI parameter by case-insensitive name: `Some(None)` if present without value
-    /// (RFC 3261 §19.1.1).
+    /// A URI parameter by case-insensitive name (RFC 3261 §19.1.1); `Some(None)` if valueless.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         find_param(&self.params, name)
     }

@@ -59,7 +59,7 @@ impl Via {
         self.param("received").flatten()
     }
 
-    /// A parameter by case-insensitive name; `Some(None)` if present without a value.
+    /// A parameter by case-insensitive name (RFC 3261 §20.42); `Some(None)` if valueless.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
         find_param(&self.params, name)
     }
