@@ -31,12 +31,13 @@ const holdMs = Number(args["hold-ms"] || 0);
 const expectAudio = Boolean(args["expect-audio"]);
 
 const profile = mkdtempSync(join(tmpdir(), "gb-chromium-"));
-const browser = await chromium.launch({
+// A fresh profile directory per run (launchPersistentContext passes it as --user-data-dir).
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
   args: [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    `--user-data-dir=${profile}`,
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks",
     "--autoplay-policy=no-user-gesture-required",

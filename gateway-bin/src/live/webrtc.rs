@@ -78,7 +78,9 @@ pub async fn run(
     events: mpsc::UnboundedSender<ViewerEvent>,
 ) {
     let socket = Arc::new(socket);
-    let local = socket.local_addr().unwrap_or(announce);
+    // Browsers send to the announced candidate; with a wildcard bind that is the only
+    // destination address str0m can match against its candidate.
+    let local = announce;
     let mut egress = Egress::new(EgressConfig::new(announce));
     let mut gops: HashMap<StreamId, Gop> = HashMap::new();
     let mut viewer_stream: HashMap<ViewerId, StreamId> = HashMap::new();
