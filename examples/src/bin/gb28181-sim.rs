@@ -277,6 +277,9 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
+        // Logs on stderr; stdout carries the banner and the report.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     if !(args.fps.is_finite() && args.fps > 0.0 && args.fps <= 240.0) {

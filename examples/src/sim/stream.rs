@@ -350,12 +350,12 @@ async fn connect(
         match s.connect(dest).await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                debug!(%label, %dest, attempt, "connected to the platform");
+                info!(%label, %dest, attempt, "media connected to the platform");
                 return Ok(stream);
             }
             Err(e) if attempt >= attempts.max(1) => return Err(e),
             Err(e) => {
-                debug!(%label, %dest, attempt, error = %e, "connect failed; retrying");
+                info!(%label, %dest, attempt, error = %e, "media connect failed; retrying");
                 attempt += 1;
                 tokio::time::sleep(interval).await;
             }
