@@ -482,9 +482,6 @@ async fn tcp_passive_retries_until_the_platform_listens_h265() {
     let waited = answered.elapsed();
     // Attempts at about 0, 1 and 2 s: the third one gets through.
     assert!(waited < Duration::from_millis(2900), "{waited:?}");
-    let logs = sim.logs();
-    assert!(logs.contains("media connect failed; retrying"), "{logs}");
-    assert!(logs.contains("attempt=3"), "{logs}");
     let mut rx = Receiver::new(Socket::Tcp(conn));
     assert!(
         rx.run_until(Duration::from_secs(4), |r| r.video.len() >= 27)
@@ -496,6 +493,18 @@ async fn tcp_passive_retries_until_the_platform_listens_h265() {
     check_video(&rx, &clip, 27, "h265 tcp-passive");
     pacing(&rx, "h265 tcp-passive");
     assert!(rx.audio.is_empty());
+    assert!(
+        sim.wait_log("media connected to the platform", Duration::from_secs(2)),
+        "{}",
+        sim.logs()
+    );
+    let logs = sim.logs();
+    assert!(logs.contains("media connect failed; retrying"), "{logs}");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("media connected"))
+        .unwrap();
+    assert!(line.contains("attempt=3"), "{line}");
 
     // The platform drops the media connection: the camera hangs up with BYE.
     drop(rx);

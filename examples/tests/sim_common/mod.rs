@@ -199,6 +199,26 @@ impl Sim {
         }
     }
 
+    /// Waits up to `timeout` for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Everything it wrote to stderr so far (logs), for failure messages.
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
