@@ -181,6 +181,23 @@ pub enum Body {
     Unknown(Element),
 }
 
+impl Body {
+    /// The top-level elements this body keeps without modelling them (`extra`, or the
+    /// children of [`Body::Unknown`]).
+    pub fn unmodelled(&self) -> &[Element] {
+        match self {
+            Body::Keepalive(k) => &k.extra,
+            Body::CatalogQuery(q) => &q.extra,
+            Body::Catalog(c) => &c.extra,
+            Body::DeviceInfo(d) => &d.extra,
+            Body::DeviceStatus(d) => &d.extra,
+            Body::DeviceControl(d) => &d.extra,
+            Body::DeviceInfoQuery | Body::DeviceStatusQuery => &[],
+            Body::Unknown(el) => &el.children,
+        }
+    }
+}
+
 /// A MANSCDP message (GB/T 28181-2022 Annex A): envelope plus typed body.
 ///
 /// ```
@@ -319,11 +336,15 @@ impl Manscdp {
             }
             _ => w.open(root, &[]),
         }
-        if !self.cmd_type.as_str().is_empty() {
+        // An empty CmdType or DeviceID is still written when a later element of that name
+        // was kept, so that reading the output back picks the same one.
+        let kept = self.body.unmodelled();
+        let kept_named = |name: &str| kept.iter().any(|e| e.name_is(name));
+        if !self.cmd_type.as_str().is_empty() || kept_named("CmdType") {
             w.text_element("CmdType", self.cmd_type.as_str());
         }
         w.text_element("SN", &self.sn.to_string());
-        if !self.device_id.is_empty() {
+        if !self.device_id.is_empty() || kept_named("DeviceID") {
             w.text_element("DeviceID", &self.device_id);
         }
         match &self.body {
@@ -469,5 +490,54 @@ fn ignore_extra(root_el: &Element, cmd_type: &CmdType) {
     if !root_el.children.is_empty() {
         let names: Vec<&str> = root_el.children.iter().map(|c| c.name.as_str()).collect();
         tracing::debug!(%cmd_type, ?names, "MANSCDP: ignoring elements of a query that takes none");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(xml: &str) -> Manscdp {
+        let m = Manscdp::parse_str(xml).unwrap();
+        for cs in [Charset::Gb2312, Charset::Utf8] {
+            assert_eq!(Manscdp::parse(&m.to_bytes(cs)).unwrap(), m, "{xml}");
+        }
+        m
+    }
+
+    #[test]
+    fn empty_envelope_fields_keep_their_place() {
+        // Found by fuzzing: the first CmdType is empty and a second one is kept as unknown.
+        let m = round_trip(
+            "<Query><CmdType><x/></CmdType><SN>1</SN><CmdType>PTZPosition</CmdType></Query>",
+        );
+        assert_eq!(m.cmd_type, CmdType::Other(String::new()));
+        let m = round_trip("<Notify><DeviceID/><SN>1</SN><DeviceID>3402</DeviceID></Notify>");
+        assert_eq!(m.device_id, "");
+        // Nothing kept: nothing extra written.
+        let m = Manscdp::parse_str("<Notify><SN>1</SN><SourceID>1</SourceID></Notify>").unwrap();
+        assert!(!m.to_xml().contains("DeviceID") && !m.to_xml().contains("CmdType"));
+    }
+
+    #[test]
+    fn roots_and_cmd_types() {
+        assert_eq!("notify".parse::<RootKind>().unwrap(), RootKind::Notify);
+        assert_eq!(
+            "ns:Response".parse::<RootKind>().unwrap(),
+            RootKind::Response
+        );
+        assert!(matches!(
+            Manscdp::parse(b"<Message><CmdType>Keepalive</CmdType></Message>"),
+            Err(ManscdpError::UnknownRoot { name }) if name == "Message"
+        ));
+        assert_eq!(CmdType::parse(" keepalive "), CmdType::Keepalive);
+        assert_eq!(CmdType::parse("PTZPosition"), CmdType::PtzPosition);
+        assert_eq!(CmdType::parse("sdcardstatus").as_str(), "SDCardStatus");
+        assert_eq!(CmdType::parse("Vendor"), CmdType::Other("Vendor".into()));
+        let m = round_trip("<notify><CmdType>KEEPALIVE</CmdType><SN>x</SN></notify>");
+        assert_eq!(
+            (m.root, m.cmd_type, m.sn),
+            (RootKind::Notify, CmdType::Keepalive, 0)
+        );
     }
 }
