@@ -186,3 +186,15 @@ fn gb2312_output_is_real_gb2312() {
     let wire = catalog_pages(1, "34020000001180000001", &[item], 10)[0].to_bytes(Charset::Gb2312);
     assert!(String::from_utf8_lossy(&wire).contains("<Name>A&amp;B&lt;C&gt;</Name>"));
 }
+
+#[test]
+fn byte_order_marks() {
+    // UTF-8 BOM wins over a GB declaration.
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend(info_body("GB2312", "大门口".as_bytes()));
+    assert_eq!(device_name(&body), "大门口");
+    // GB18030's BOM (84 31 95 33) decodes to U+FEFF, which is not content.
+    let mut body = vec![0x84, 0x31, 0x95, 0x33];
+    body.extend(info_body("GB18030", &gb("大门口")));
+    assert_eq!(device_name(&body), "大门口");
+}

@@ -121,6 +121,9 @@ impl Element {
 
 /// Parse the root element of `xml`; content after the root is ignored.
 pub(crate) fn parse_root(xml: &str) -> Result<Element, ManscdpError> {
+    // A byte-order mark (e.g. GB18030's `84 31 95 33`, decoded) is not content; tag names are
+    // sliced from `xml` at reader positions, so it must go before the reader starts.
+    let xml = xml.strip_prefix('\u{FEFF}').unwrap_or(xml);
     let mut reader = Reader::from_str(xml);
     {
         let config = reader.config_mut();
@@ -142,40 +145,49 @@ pub(crate) fn parse_root(xml: &str) -> Result<Element, ManscdpError> {
                 });
             }
         };
+        let empty = matches!(event, Event::Empty(_));
         match event {
-            Event::Start(start) | Event::Empty(start) if !is_xml_name(start.name().as_ref()) => {
-                // Not a tag a device meant (`<a<b>`, `< x>`): keep it as text.
-                if let Some(top) = stack.last_mut() {
-                    top.text
-                        .push_str(&xml[before as usize..reader.buffer_position() as usize]);
-                }
-            }
-            Event::Start(start) => {
-                let el = element_from_start(&start);
-                if stack.len() >= MAX_DEPTH {
+            Event::Start(start) | Event::Empty(start) => {
+                let Some(name) = tag_name(xml, before, &start) else {
+                    // Not a tag a device meant (`<a<b>`, `< x>`): keep it as text.
+                    if let Some(top) = stack.last_mut() {
+                        let after = reader.buffer_position() as usize;
+                        top.text
+                            .push_str(xml.get(before as usize..after).unwrap_or_default());
+                    }
+                    continue;
+                };
+                let el = Element {
+                    name: name.to_owned(),
+                    attrs: attributes(&start),
+                    ..Element::default()
+                };
+                if empty {
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(el),
+                        None => return Ok(el),
+                    }
+                } else if stack.len() >= MAX_DEPTH {
                     return Err(ManscdpError::TooDeep {
                         element: el.name,
                         limit: MAX_DEPTH,
                         position: before,
                     });
-                }
-                stack.push(el);
-            }
-            Event::Empty(start) => {
-                let el = element_from_start(&start);
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => return Ok(el),
+                } else {
+                    stack.push(el);
                 }
             }
             Event::End(end) => {
                 let name = end.name();
-                let name = String::from_utf8_lossy(name.as_ref());
+                let name = name.as_ref();
                 let Some(i) = stack
                     .iter()
-                    .rposition(|e| e.name.eq_ignore_ascii_case(&name))
+                    .rposition(|e| e.name.as_bytes().eq_ignore_ascii_case(name))
                 else {
-                    tracing::debug!(tag = %name, "MANSCDP: ignoring end tag that closes nothing");
+                    tracing::debug!(
+                        tag = %String::from_utf8_lossy(name),
+                        "MANSCDP: ignoring end tag that closes nothing"
+                    );
                     continue;
                 };
                 // Close everything above `i` implicitly, then `i` itself.
@@ -188,6 +200,13 @@ pub(crate) fn parse_root(xml: &str) -> Result<Element, ManscdpError> {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
+                    if top.text.is_empty()
+                        && t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                    {
+                        // Leading whitespace is trimmed anyway; skipping it spares an
+                        // allocation per element of an indented body.
+                        continue;
+                    }
                     match t.xml10_content() {
                         Ok(s) => top.text.push_str(&s),
                         Err(_) => top.text.push_str(&String::from_utf8_lossy(&t)),
@@ -240,8 +259,18 @@ fn trim_xml_ws(s: &mut String) {
     s.drain(..start);
 }
 
-fn element_from_start(start: &BytesStart<'_>) -> Element {
-    let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
+/// The name of the start tag read at byte `at` of `xml`, if it is an XML name. The name is
+/// sliced from the source text, which is already valid UTF-8.
+fn tag_name<'x>(xml: &'x str, at: u64, start: &BytesStart<'_>) -> Option<&'x str> {
+    let at = usize::try_from(at).ok()?;
+    let raw = start.name();
+    let raw = raw.as_ref();
+    // `at` is the `<` of the tag; the name follows it directly.
+    let name = xml.get(at + 1..at + 1 + raw.len())?;
+    (name.as_bytes() == raw && is_xml_name(name)).then_some(name)
+}
+
+fn attributes(start: &BytesStart<'_>) -> Vec<(String, String)> {
     let mut attrs = Vec::new();
     let mut iter = start.attributes();
     iter.with_checks(false);
@@ -249,21 +278,16 @@ fn element_from_start(start: &BytesStart<'_>) -> Element {
         let Ok(attr) = attr else {
             break; // malformed attribute list: keep what was read
         };
-        let key = attr.key.as_ref();
+        let Ok(key) = std::str::from_utf8(attr.key.as_ref()) else {
+            continue;
+        };
         if !is_xml_name(key) {
             continue;
         }
         let raw = String::from_utf8_lossy(&attr.value);
-        attrs.push((
-            String::from_utf8_lossy(key).into_owned(),
-            unescape_lenient(&raw),
-        ));
+        attrs.push((key.to_owned(), unescape_lenient(&raw)));
     }
-    Element {
-        name,
-        attrs,
-        ..Element::default()
-    }
+    attrs
 }
 
 /// Append the text a reference (`&amp;`, `&#x4E2D;`, `&foo;`) stands for; references that
@@ -327,10 +351,16 @@ fn unescape_lenient(raw: &str) -> String {
 
 /// An XML 1.0 `Name` (ASCII letters, digits, `_ - . :`, and the non-ASCII ranges the standard
 /// allows; private-use characters excluded).
-fn is_xml_name(name: &[u8]) -> bool {
-    let Ok(name) = std::str::from_utf8(name) else {
-        return false;
-    };
+fn is_xml_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if !bytes.is_empty()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        // Fast path for the ASCII names MANSCDP uses.
+        return !bytes[0].is_ascii_digit() && !matches!(bytes[0], b'-' | b'.');
+    }
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -521,8 +551,8 @@ mod tests {
     }
 
     #[test]
-    fn attributes() {
-        let el = Element::parse("<L Num=\"2\" x='a&amp;b&c' bad>t</L>").unwrap();
+    fn attributes_and_bom() {
+        let el = Element::parse("\u{FEFF}<L Num=\"2\" x='a&amp;b&c' bad>t</L>").unwrap();
         assert_eq!(el.attr("num"), Some("2"));
         assert_eq!(el.attr("x"), Some("a&b&c"));
     }
