@@ -342,8 +342,9 @@ impl Receiver {
             Socket::Udp(_) => self.packet(now, Bytes::copy_from_slice(data)),
             Socket::Tcp(_) => {
                 if data.is_empty() {
+                    // EOF. (The de-framer keeps the very last packet until a successor would
+                    // confirm it; the checks never need that one.)
                     self.closed = true;
-                    // The last packets wait for a successor to confirm them: push a header.
                     return;
                 }
                 self.deframer.push(data);
