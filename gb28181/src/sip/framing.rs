@@ -36,7 +36,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 /// assert_eq!(&second.body()[..], b"hi");
 /// assert!(buf.is_empty());
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamDecoder {
     max_message_size: usize,
     /// The current message's parsed head and total length, once its header section is in.

@@ -13,14 +13,14 @@ use super::parse::{is_token, is_ws, parse_digits};
 use super::uri::Uri;
 
 /// A parsed start line (RFC 3261 §7.1, §7.2).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum StartLine {
     Request(Method, Uri),
     Response(u16, String),
 }
 
 /// A parsed start line plus header section; `end` is where the body starts.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Head {
     pub(crate) start: StartLine,
     pub(crate) headers: Headers,
@@ -250,7 +250,7 @@ pub(crate) enum BodyLength {
 
 /// A parsed header section: its fields, where it ends (just past the empty line) and the
 /// Content-Length it announces.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct HeaderSection {
     pub(crate) headers: Headers,
     pub(crate) end: usize,
