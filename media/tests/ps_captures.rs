@@ -44,8 +44,11 @@ fn gb28181_test_tool_g711_file() {
         ),
         (0, 0, 0)
     );
-    assert_eq!(r.configs.len(), 1);
-    assert_eq!(r.configs[0].sample_rate, Some(8000));
+    // The PSM announces the audio stream first; its first frame adds the sample rate.
+    assert_eq!(r.configs.len(), 2);
+    assert_eq!(r.configs[0].codec, Some(Codec::G711A));
+    assert_eq!(r.configs[0].sample_rate, None);
+    assert_eq!(r.configs[1].sample_rate, Some(8000));
     // Quirks are reported once each, though counted every time.
     let mut q = r.quirks.clone();
     q.dedup();

@@ -124,7 +124,11 @@ fn aac_inside_a_g711_labelled_stream() {
                 .count(),
             1
         );
-        assert_eq!(r.configs[0].sample_rate, Some(44_100));
+        // The PSM declares G.711A; the first frame shows AAC at 44.1 kHz.
+        assert_eq!(r.configs[0].codec, Some(Codec::G711A));
+        assert_eq!(r.configs[0].sample_rate, None);
+        assert_eq!(r.configs[1].codec, Some(Codec::Aac));
+        assert_eq!(r.configs[1].sample_rate, Some(44_100));
     }
 }
 
@@ -188,6 +192,8 @@ fn codec_change_mid_stream_and_late_audio() {
             cfg,
             [
                 (0xE0, Some(Codec::H264)),
+                // Audio appears: declared by the PSM, then configured by its first frame.
+                (0xC0, Some(Codec::G711A)),
                 (0xC0, Some(Codec::G711A)),
                 (0xE0, Some(Codec::H265))
             ]

@@ -72,6 +72,8 @@ impl Gateway {
                 PASSWORD,
                 "--api-token",
                 TOKEN,
+                "--webrtc-udp-port",
+                "0",
             ])
             .args(extra)
             .env(

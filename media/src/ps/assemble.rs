@@ -131,6 +131,15 @@ impl Streams {
             }
             if let Some(s) = self.stream(e.stream_id) {
                 s.psm_codec = Some(new);
+                if new.is_audio() {
+                    // Announce audio the PSM lists before its first frame arrives, so that a
+                    // consumer setting up outputs on the first video frame knows of it.
+                    out.events.push_back(DemuxEvent::StreamConfig(StreamConfig {
+                        stream_id: e.stream_id,
+                        codec: Some(new),
+                        ..StreamConfig::default()
+                    }));
+                }
             }
         }
     }
