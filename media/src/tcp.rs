@@ -11,13 +11,22 @@
 //!
 //! A frame is *plausible* when its length is at least 12 (8 for an RTCP packet, RFC 5761 §4)
 //! and at most [`TcpDeframerConfig::max_packet_len`], and its first byte carries RTP version 2.
-//! While in sync, each plausible frame is taken as it comes; a frame whose SSRC differs from
-//! the stream's (first seen, or [`TcpDeframerConfig::expected_ssrc`]) is taken only if the
-//! frame after it is plausible too. When the frame at the head is not plausible, the deframer
-//! scans forward one byte at a time for a position where a plausible frame starts *and* is
-//! followed by another plausible frame (or carries the stream's SSRC), drops the bytes before
-//! it (counted in [`TcpDeframerStats::skipped_bytes`]) and carries on. The connection is
-//! never given up. At the start of a connection the first frame is confirmed the same way.
+//! An RTCP frame must also pass the compound-packet checks of RFC 3550 Appendix A.2.
+//! A frame is *confirmed* when it carries the stream's SSRC (the first seen, or
+//! [`TcpDeframerConfig::expected_ssrc`]), or when the frame right after it is plausible and
+//! continues it: same SSRC and, between RTP packets, a sequence number 1 to 16 ahead. Random
+//! bytes pass that test far less than once in 2^32.
+//!
+//! While in sync, each plausible frame with the stream's SSRC is taken as it comes (for RTCP
+//! the sender SSRC counts: a camera's SR carries the media SSRC); one with another SSRC is
+//! handled like a resync: it must be confirmed. When the frame at the head is not plausible, the deframer scans forward for the
+//! first confirmed frame start, drops the bytes before it (counted in
+//! [`TcpDeframerStats::skipped_bytes`]) and carries on; the connection is never given up. A
+//! position that cannot be decided yet (its follower has not arrived: say garbage that reads
+//! as a 60 000-byte frame) is kept while the scan looks further, and is dropped as soon as a
+//! confirmed frame shows up after it. At the start of a connection the first frame is
+//! confirmed the same way: without `expected_ssrc` it comes out once the next frame's header
+//! is in.
 //!
 //! # Vendor prefix
 //!
@@ -54,6 +63,8 @@ use crate::rtp::{RTP_HEADER_LEN, RTP_VERSION, looks_like_rtcp};
 pub const VENDOR_PREFIX_LEN: usize = 256;
 /// Smallest RTCP packet: 4-byte header and SSRC (RFC 3550 §6.4.2, an empty RR).
 const MIN_RTCP_LEN: usize = 8;
+/// Largest sequence-number step between two frames that confirm each other.
+const MAX_SEQ_STEP: u16 = 16;
 /// How much the internal buffer grows at once, so that allocations are rare.
 const GROW: usize = 64 * 1024;
 
@@ -128,6 +139,14 @@ enum Kind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Confirmed(Kind),
+    /// Cannot tell before the buffer holds this many bytes.
+    Undecided(usize),
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {
     NeedMore,
     Bad,
@@ -149,6 +168,14 @@ pub struct TcpDeframer {
     /// Bytes removed from the head of the connection so far (frames and skipped bytes).
     consumed: u64,
     ssrc: Option<u32>,
+    /// A resync scan is under way.
+    scanning: bool,
+    /// Undecided positions of the scan, with the buffer length at which to look again.
+    pending: Vec<(usize, usize)>,
+    /// Positions below this were looked at by the scan.
+    scanned: usize,
+    /// The frame at the head was confirmed by a resync: take it without an SSRC check.
+    head_confirmed: bool,
     stats: TcpDeframerStats,
 }
 
@@ -178,6 +205,10 @@ impl TcpDeframer {
             synced: false,
             consumed: 0,
             ssrc: cfg.expected_ssrc,
+            scanning: false,
+            pending: Vec::new(),
+            scanned: 0,
+            head_confirmed: false,
             stats: TcpDeframerStats::default(),
         }
     }
@@ -226,28 +257,29 @@ impl TcpDeframer {
                 match self.check(0, kind) {
                     Check::NeedMore => return None,
                     Check::Ok { hdr, len, channel } => {
+                        match (self.ssrc, self.sender_ssrc(hdr)) {
+                            _ if self.head_confirmed => {}
+                            (Some(_), None) => return None,
+                            (Some(known), Some(s)) if s != known => {
+                                // Another source, or garbage that looks like a frame:
+                                // confirm it like a resync would.
+                                self.lose_sync();
+                                continue;
+                            }
+                            _ => {}
+                        }
                         if self.buf.len() < hdr + len {
                             return None;
                         }
-                        if self.foreign_ssrc(hdr, len) {
-                            match self.check(hdr + len, kind) {
-                                Check::NeedMore => return None,
-                                Check::Ok { .. } => {}
-                                Check::Bad => {
-                                    self.synced = false;
-                                    continue;
-                                }
-                            }
+                        let body = &self.buf[hdr..hdr + len];
+                        if looks_like_rtcp(body) && !rtcp_compound_valid(body) {
+                            self.lose_sync();
+                            continue;
                         }
+                        self.head_confirmed = false;
                         return Some(self.take(hdr, len, channel));
                     }
-                    Check::Bad => {
-                        tracing::debug!(
-                            offset = self.consumed,
-                            "RTP over TCP: lost framing, resyncing"
-                        );
-                        self.synced = false;
-                    }
+                    Check::Bad => self.lose_sync(),
                 }
             } else if !self.resync() {
                 return None;
@@ -255,46 +287,85 @@ impl TcpDeframer {
         }
     }
 
+    fn lose_sync(&mut self) {
+        tracing::debug!(
+            offset = self.consumed,
+            "RTP over TCP: lost framing, resyncing"
+        );
+        self.synced = false;
+        self.scanning = false;
+    }
+
     /// Scans for a confirmed frame start. Returns true once in sync, false when more input is
-    /// needed (bytes already known to be garbage are dropped).
+    /// needed (bytes known to be garbage are dropped first). Incremental: positions already
+    /// rejected are not looked at again, undecided ones only once enough bytes came.
     fn resync(&mut self) -> bool {
-        let mut pos = 0;
-        let found = 'scan: loop {
-            if pos >= self.buf.len() {
-                break 'scan None;
+        if !self.scanning {
+            self.scanning = true;
+            self.pending.clear();
+            self.scanned = 0;
+        }
+        let len = self.buf.len();
+        let mut found = None;
+        let mut keep = 0;
+        for i in 0..self.pending.len() {
+            let (pos, need) = self.pending[i];
+            let st = if need > len {
+                Status::Undecided(need)
+            } else {
+                self.status(pos)
+            };
+            match st {
+                Status::Confirmed(kind) => {
+                    found = Some((pos, kind));
+                    break;
+                }
+                Status::Undecided(need) => {
+                    self.pending[keep] = (pos, need);
+                    keep += 1;
+                }
+                Status::Rejected => {}
             }
-            let mut undecided = false;
-            for kind in self.candidate_kinds(pos) {
-                match self.check(pos, kind) {
-                    Check::NeedMore => undecided = true,
-                    Check::Bad => {}
-                    Check::Ok { hdr, len, .. } => {
-                        let whole = self.buf.len() >= pos + hdr + len;
-                        if whole && self.known_ssrc_at(pos + hdr, len) {
-                            break 'scan Some((pos, kind));
-                        }
-                        match self.check(pos + hdr + len, kind) {
-                            Check::Ok { .. } => break 'scan Some((pos, kind)),
-                            Check::NeedMore => undecided = true,
-                            Check::Bad => {}
-                        }
+        }
+        if found.is_none() {
+            self.pending.truncate(keep);
+            for pos in self.scanned..len {
+                match self.status(pos) {
+                    Status::Confirmed(kind) => {
+                        found = Some((pos, kind));
+                        break;
                     }
+                    Status::Undecided(need) => self.pending.push((pos, need)),
+                    Status::Rejected => {}
                 }
             }
-            if undecided {
-                break 'scan None;
-            }
-            pos += 1;
-        };
-        let skip = found.map_or(pos, |(p, _)| p);
-        if skip > 0 {
-            self.buf.advance(skip);
-            self.consumed += skip as u64;
-            self.stats.skipped_bytes += skip as u64;
+            self.scanned = len;
         }
-        let Some((_, kind)) = found else {
-            return false;
-        };
+        if let Some((pos, kind)) = found {
+            self.scanning = false;
+            return self.synced_at(pos, kind);
+        }
+        // Everything before the first undecided position is garbage.
+        let first = self.pending.first().map_or(len, |p| p.0);
+        self.skip(first);
+        self.scanned -= first;
+        self.pending.iter_mut().for_each(|p| {
+            p.0 -= first;
+            p.1 -= first;
+        });
+        false
+    }
+
+    fn skip(&mut self, n: usize) {
+        if n > 0 {
+            self.buf.advance(n);
+            self.consumed += n as u64;
+            self.stats.skipped_bytes += n as u64;
+        }
+    }
+
+    fn synced_at(&mut self, pos: usize, kind: Kind) -> bool {
+        self.skip(pos);
         if self.stats.frames == 0
             && self.cfg.vendor_prefix
             && self.consumed == VENDOR_PREFIX_LEN as u64
@@ -303,7 +374,7 @@ impl TcpDeframer {
             self.stats.skipped_bytes = 0;
             self.stats.vendor_prefix_bytes = VENDOR_PREFIX_LEN as u64;
             tracing::info!("RTP over TCP: skipped a {VENDOR_PREFIX_LEN}-byte vendor prefix");
-        } else if skip > 0 || self.stats.frames > 0 {
+        } else if pos > 0 {
             self.stats.resyncs += 1;
             tracing::debug!(
                 offset = self.consumed,
@@ -313,7 +384,35 @@ impl TcpDeframer {
         }
         self.kind = Some(kind);
         self.synced = true;
+        self.head_confirmed = true;
         true
+    }
+
+    /// Can a frame start at `pos`? Confirmed by the stream's SSRC, or by a plausible follower
+    /// from the same source. Undecided carries the buffer length at which to look again.
+    fn status(&self, pos: usize) -> Status {
+        let len = self.buf.len();
+        let mut need = None::<usize>;
+        let mut wait = |n: usize| need = Some(need.map_or(n, |m| m.min(n)));
+        for kind in self.candidate_kinds(pos) {
+            match self.check(pos, kind) {
+                Check::NeedMore => wait(len + 1),
+                Check::Bad => {}
+                Check::Ok { hdr, len: n, .. } => {
+                    let body = pos + hdr;
+                    let ssrc = self.sender_ssrc(body);
+                    if self.ssrc.is_some() && ssrc == self.ssrc && len >= body + n {
+                        return Status::Confirmed(kind);
+                    }
+                    match self.follower(body + n, kind, body) {
+                        Check::Ok { .. } => return Status::Confirmed(kind),
+                        Check::NeedMore => wait((len + 1).max(body + n + 2)),
+                        Check::Bad => {}
+                    }
+                }
+            }
+        }
+        need.map_or(Status::Rejected, Status::Undecided)
     }
 
     fn candidate_kinds(&self, pos: usize) -> impl Iterator<Item = Kind> + use<> {
@@ -349,37 +448,59 @@ impl TcpDeframer {
         match body {
             [] => Check::NeedMore,
             [b0, ..] if b0 >> 6 != RTP_VERSION => Check::Bad,
-            [_] if len < RTP_HEADER_LEN => Check::NeedMore,
+            [_] => Check::NeedMore,
+            // RTCP (RFC 3550 A.2): a compound packet starts with SR or RR.
+            [_, b1, ..] if looks_like_rtcp(body) && !matches!(b1, 200 | 201) => Check::Bad,
             _ if len < RTP_HEADER_LEN && !looks_like_rtcp(body) => Check::Bad,
             _ => Check::Ok { hdr, len, channel },
         }
     }
 
-    /// SSRC of the RTP packet at `body`, `None` for RTCP or when not all there.
-    fn ssrc_at(&self, body: usize, len: usize) -> Option<u32> {
-        let b = self.buf.get(body..body + len)?;
-        if looks_like_rtcp(b) {
-            return None;
+    /// The frame at `pos` is plausible and continues the one whose body starts at `prev`:
+    /// same sender SSRC and, between two RTP packets, a sequence number 1 to
+    /// [`MAX_SEQ_STEP`] ahead. (A follower with the stream's SSRC does not vouch for a
+    /// foreign frame before it: garbage whose length happens to reach the next real frame
+    /// would pass.)
+    fn follower(&self, pos: usize, kind: Kind, prev: usize) -> Check {
+        let Check::Ok { hdr, len, channel } = self.check(pos, kind) else {
+            return self.check(pos, kind);
+        };
+        let body = pos + hdr;
+        let Some(s) = self.sender_ssrc(body) else {
+            return Check::NeedMore;
+        };
+        if Some(s) != self.sender_ssrc(prev) {
+            return Check::Bad;
         }
-        let s = b.get(8..12)?;
+        if let (Some(a), Some(b)) = (self.rtp_seq(prev), self.rtp_seq(body)) {
+            let step = b.wrapping_sub(a);
+            if step == 0 || step > MAX_SEQ_STEP {
+                return Check::Bad;
+            }
+        }
+        Check::Ok { hdr, len, channel }
+    }
+
+    /// The sequence number of the RTP packet at `body`, `None` for RTCP.
+    fn rtp_seq(&self, body: usize) -> Option<u16> {
+        match self.buf.get(body..body + 4)? {
+            b if looks_like_rtcp(b) => None,
+            b => Some(u16::from_be_bytes([b[2], b[3]])),
+        }
+    }
+
+    /// The sender SSRC of the RTP (bytes 8–11) or RTCP (bytes 4–7, RFC 3550 §6.4) packet
+    /// starting at `body`, if buffered.
+    fn sender_ssrc(&self, body: usize) -> Option<u32> {
+        let b = self.buf.get(body..)?;
+        let at = if looks_like_rtcp(b) { 4 } else { 8 };
+        let s = b.get(at..at + 4)?;
         Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-
-    fn known_ssrc_at(&self, body: usize, len: usize) -> bool {
-        self.ssrc.is_some() && self.ssrc_at(body, len) == self.ssrc
-    }
-
-    /// The frame at the head is RTP with an SSRC other than the stream's.
-    fn foreign_ssrc(&self, hdr: usize, len: usize) -> bool {
-        match (self.ssrc, self.ssrc_at(hdr, len)) {
-            (Some(known), Some(s)) => known != s,
-            _ => false,
-        }
     }
 
     fn take(&mut self, hdr: usize, len: usize, channel: Option<u8>) -> TcpFrame {
         if self.cfg.expected_ssrc.is_none()
-            && let Some(s) = self.ssrc_at(hdr, len)
+            && let Some(s) = self.sender_ssrc(hdr)
         {
             self.ssrc = Some(s);
         }
@@ -396,6 +517,23 @@ impl TcpDeframer {
             packet: frame.freeze(),
         }
     }
+}
+
+/// RFC 3550 Appendix A.2 checks on a compound RTCP packet: version 2 throughout, first packet
+/// SR or RR, and the length fields add up to the whole.
+fn rtcp_compound_valid(b: &[u8]) -> bool {
+    if !matches!(b.get(1), Some(200 | 201)) {
+        return false;
+    }
+    let mut rest = b;
+    while let [b0, _, l0, l1, ..] = rest {
+        let n = 4 * (usize::from(u16::from_be_bytes([*l0, *l1])) + 1);
+        if b0 >> 6 != RTP_VERSION || n > rest.len() {
+            return false;
+        }
+        rest = &rest[n..];
+    }
+    rest.is_empty()
 }
 
 /// A packet too long for a 16-bit length prefix.
@@ -440,12 +578,14 @@ mod tests {
         d.push(&frame_rfc4571(&p).unwrap());
         d.push(&p);
         assert!(d.poll().is_none());
-        d.push(&[0]);
+        let p2 = rtp(2, 5, 20);
+        d.push(&[0, 20]);
+        d.push(&p2[..11]);
         assert!(
             d.poll().is_none(),
-            "one byte of the next prefix is not enough"
+            "the next header without its SSRC is not enough"
         );
-        d.push(&[20, 0x80]);
+        d.push(&p2[11..12]);
         assert_eq!(d.poll().as_deref(), Some(&p[..]));
 
         let mut d = TcpDeframer::with_config(TcpDeframerConfig {
@@ -511,7 +651,22 @@ mod tests {
         assert_eq!(drain(&mut d).len(), 1, "other SSRC waits for its follower");
         d.push(&[0, 20]);
         d.push(&good);
-        assert_eq!(drain(&mut d).len(), 2);
+        assert_eq!(
+            drain(&mut d).len(),
+            1,
+            "a lone frame of another SSRC is dropped"
+        );
+        assert_eq!(d.stats().skipped_bytes, 22);
+        let (o2, o3) = (rtp(10, 6, 20), rtp(11, 6, 20));
+        for p in [&other, &o2, &o3] {
+            d.push(&[0, 20]);
+            d.push(p);
+        }
+        assert_eq!(
+            drain(&mut d).len(),
+            2,
+            "a new SSRC continued by itself is taken"
+        );
     }
 
     #[test]
