@@ -38,6 +38,10 @@ tool=$root/target/release/gb28181-psdemux
 bytes=$(stat -c %s "$ps")
 
 ours=("$tool" "$ps")
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n) }'; then
+  echo "warning: load average $load on $(nproc) cores: wall times are inflated, see the cpu time line" >&2
+fi
 theirs=(ffmpeg -v error -f mpeg -i "$ps" -c copy -f null -)
 
 # Sanity: ffmpeg and we see the same number of video frames.
@@ -58,18 +62,21 @@ if command -v hyperfine >/dev/null; then
   json=$work/hyperfine.json
   hyperfine -N --warmup 2 --runs "$runs" --export-json "$json" \
     -n gb28181-psdemux "${ours[*]}" -n ffmpeg "${theirs[*]}" >&2
-  read -r t_ours t_ffmpeg < <(python3 -c '
+  read -r t_ours t_ffmpeg c_ours c_ffmpeg < <(python3 -c '
 import json,sys
-r={x["command"]:x["median"] for x in json.load(open(sys.argv[1]))["results"]}
-print(r["gb28181-psdemux"], r["ffmpeg"])' "$json")
+r={x["command"]:x for x in json.load(open(sys.argv[1]))["results"]}
+o,f=r["gb28181-psdemux"],r["ffmpeg"]
+print(o["median"], f["median"], o["user"]+o["system"], f["user"]+f["system"])' "$json")
 else
   t_ours=$(median_secs "${ours[@]}")
   t_ffmpeg=$(median_secs "${theirs[@]}")
 fi
 
-awk -v b="$bytes" -v a="$t_ours" -v f="$t_ffmpeg" 'BEGIN {
+awk -v b="$bytes" -v a="$t_ours" -v f="$t_ffmpeg" -v ca="${c_ours:-}" -v cf="${c_ffmpeg:-}" 'BEGIN {
   printf "file            %.1f MB\n", b / 1e6
-  printf "gb28181-psdemux %.3f s  %8.1f MB/s\n", a, b / 1e6 / a
+  printf "gb28181-psdemux %.3f s  %8.1f MB/s (median wall time)\n", a, b / 1e6 / a
   printf "ffmpeg -c copy  %.3f s  %8.1f MB/s\n", f, b / 1e6 / f
   printf "ratio           %.2fx (goal >= 3x)\n", f / a
+  if (ca != "" && cf != "")
+    printf "cpu time        %.3f s vs %.3f s (user+sys, mean): %.2fx\n", ca, cf, cf / ca
 }'
