@@ -526,3 +526,23 @@ fn psm_stream_types_of_annex_c() {
     // The lone H.265 IDR came without VPS/SPS/PPS; nothing else is unusual.
     assert_eq!(r.quirks, [Quirk::KeyframeWithoutParameterSets]);
 }
+
+#[test]
+fn several_adts_frames_in_one_pes_become_one_unit_each() {
+    let aac = split_adts(&Bytes::from(
+        std::fs::read(shared("media/srs_bench_avatar.aac")).expect("aac"),
+    ));
+    let mut s = Vec::new();
+    pack_hdr(&mut s, 0);
+    psm_of(&mut s, &[(0x0f, 0xc0)]);
+    let three: Vec<u8> = aac[..3].iter().flat_map(|f| f.to_vec()).collect();
+    pes_of(&mut s, 0xc0, Some(90_000), &three);
+    let r = demux_split(&s, 1400);
+    let a: Vec<_> = r.audio().collect();
+    assert_eq!(a.len(), 3);
+    for (i, u) in a.iter().enumerate() {
+        assert_eq!(u.data, aac[i]);
+        // 1024 samples at 44.1 kHz ≈ 2089.8 ticks of 90 kHz.
+        assert_eq!(u.pts, Some(90_000 + (i as u64 * 1024 * 90_000) / 44_100));
+    }
+}

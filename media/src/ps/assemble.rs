@@ -471,20 +471,14 @@ fn finalize_audio(s: &mut Stream, data: Bytes, cfg: &DemuxConfig, out: &mut Out)
     }
     let dts = s.dts.filter(|&d| Some(d) != s.pts);
     if codec == Codec::Aac && cfg.split_adts && rate > 0 {
-        let frames = aac::AdtsFrames::new(&data);
-        let mut pieces = Vec::new();
-        let mut pos = 0;
-        let mut rest_ok = true;
-        for (h, f) in frames.clone() {
-            pieces.push((pos, f.len(), h.samples()));
-            pos += f.len();
-        }
-        if pos != data.len() {
-            rest_ok = false;
-        }
-        if pieces.len() > 1 && rest_ok {
+        // Several whole ADTS frames in one PES: one access unit each, time stamps advanced by
+        // 1024 samples a raw data block. Counted first so that nothing is allocated.
+        let mut frames = aac::AdtsFrames::new(&data);
+        let count = frames.by_ref().count();
+        if count > 1 && frames.rest().is_empty() {
+            let mut at = 0;
             let mut elapsed = 0u64;
-            for (at, len, samples) in pieces {
+            for (h, f) in aac::AdtsFrames::new(&data) {
                 let shift = elapsed * 90_000 / u64::from(rate);
                 out.stats.audio_frames += 1;
                 out.events.push_back(DemuxEvent::AccessUnit(AccessUnit {
@@ -493,9 +487,10 @@ fn finalize_audio(s: &mut Stream, data: Bytes, cfg: &DemuxConfig, out: &mut Out)
                     pts: s.pts.map(|p| (p + shift) & ((1 << 33) - 1)),
                     dts: dts.map(|d| (d + shift) & ((1 << 33) - 1)),
                     keyframe: true,
-                    data: data.slice(at..at + len),
+                    data: data.slice(at..at + f.len()),
                 }));
-                elapsed += u64::from(samples);
+                at += f.len();
+                elapsed += u64::from(h.samples());
             }
             return;
         }
