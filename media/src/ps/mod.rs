@@ -10,6 +10,23 @@
 //! - [`PsMuxer`]: access units → one PS frame each, as a camera sends it.
 //! - [`pack`], [`system_header`], [`psm`], [`pes`]: the syntax elements, parse and write.
 //!
+//! ## How the demuxer cuts frames
+//!
+//! A video access unit is the payload of the PES packets of one stream between frame
+//! boundaries: a PES whose PTS differs from the open frame's, or the first PES after a pack
+//! header (GB/T 28181: one frame per pack), or [`PsDemuxer::end_of_frame`] (the RTP marker
+//! bit). PES without PTS continue the frame. Muxers that split frames across packs (ffmpeg
+//! `-f vob`, GStreamer `mpegpsmux`) are recognised by a continuation PES right after a pack
+//! header; for them only the PTS cuts. An audio PES is one access unit (an AAC PES holding
+//! several ADTS frames gives one unit per frame).
+//!
+//! Key frames (H.264 IDR, H.265 IRAP) always carry their parameter sets: the last SPS/PPS/VPS
+//! seen are inserted when a key frame comes without them. Data loss
+//! ([`PsDemuxer::discontinuity`]) and corruption drop the frames in progress and resume at the
+//! next pack header; a damaged frame is never handed on as whole. Every element is skipped by
+//! its declared length (pack stuffing, private streams, padding); only resynchronisation and
+//! `PES_packet_length` 0 look for start codes.
+//!
 //! ```
 //! use bytes::Bytes;
 //! use media::{AccessUnit, Codec, ps::{DemuxEvent, PsDemuxer, PsMuxer}};
