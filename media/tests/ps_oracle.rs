@@ -110,16 +110,27 @@ fn ffmpeg_reads_our_h264_and_h265() {
     for (clip, codec, format) in [
         (h264_clip(&dir), Codec::H264, "h264"),
         (h265, Codec::H265, "hevc"),
+        (shared("media/srs_bench_avatar.h264"), Codec::H264, "h264"),
+        (shared("media/srs_bench_avatar.h265"), Codec::H265, "hevc"),
     ] {
         let es = Bytes::from(std::fs::read(&clip).expect("clip"));
         let ps = mux_es(&es, codec);
-        let ps_path = dir.join(format!("ours_{format}.ps"));
+        let name = clip
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("clip")
+            .to_string();
+        let ps_path = dir.join(format!("ours_{name}.ps"));
         std::fs::write(&ps_path, &ps).expect("write");
-        let back = ffmpeg_extract(&ps_path, format, &dir.join(format!("back.{format}")));
-        assert_same_bytes(&back, &es, &format!("ffmpeg demux of our {format} PS"));
+        let back = ffmpeg_extract(&ps_path, format, &dir.join(format!("back_{name}")));
+        assert_same_bytes(&back, &es, &format!("ffmpeg demux of our PS of {name}"));
         // And ours agrees.
         let r = demux_split(&ps, 1400);
-        assert_same_bytes(&r.video_es(), &es, &format!("our demux of our {format} PS"));
+        assert_same_bytes(
+            &r.video_es(),
+            &es,
+            &format!("our demux of our PS of {name}"),
+        );
         assert!(
             r.quirks.is_empty(),
             "our own PS shows quirks: {:?}",
