@@ -269,7 +269,10 @@ impl Config {
         if gb28181::sdp::MediaTransport::parse(&self.media.transport).is_none() {
             return Err(ConfigError::Invalid {
                 key: "media.transport",
-                reason: format!("`{}`: expected udp, tcp-passive or tcp-active", self.media.transport),
+                reason: format!(
+                    "`{}`: expected udp, tcp-passive or tcp-active",
+                    self.media.transport
+                ),
             });
         }
         if !matches!(self.media.ssrc_policy.as_str(), "strict" | "latch") {

@@ -250,7 +250,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (egress_tx, egress_rx) = tokio::sync::mpsc::unbounded_channel();
     let (viewer_tx, viewer_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(live::webrtc::run(webrtc_socket, webrtc_announce, egress_rx, viewer_tx));
+    tokio::spawn(live::webrtc::run(
+        webrtc_socket,
+        webrtc_announce,
+        egress_rx,
+        viewer_tx,
+    ));
 
     // Live streams from devices.
     let media_announce = cfg.media.announce_ip.unwrap_or(announce);
@@ -306,7 +311,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cfg.sip.domain()
     );
     println!("  HTTP  http://{http_addr}/  (API under /api/v1)");
-    println!("  MEDIA {} ports {} (announced as {media_announce}), default transport {}", cfg.media.bind_ip, cfg.media.ports, default_transport.as_str());
+    println!(
+        "  MEDIA {} ports {} (announced as {media_announce}), default transport {}",
+        cfg.media.bind_ip,
+        cfg.media.ports,
+        default_transport.as_str()
+    );
     println!("  WEBRTC udp {webrtc_bind} (candidate {webrtc_announce})");
     println!("  data  {}", data_dir.display());
     if new_password {

@@ -8,8 +8,8 @@ use std::time::Duration;
 use gb28181::manscdp::{DeviceInfo, DeviceStatus};
 use gb28181::net::{Handle, Shell, SipServer};
 use gb28181::platform::{
-    CatalogResult, CommandError, DeviceSettings, InviteParams, Platform, PlatformEvent,
-    QueryError, QueryId, SessionId,
+    CatalogResult, CommandError, DeviceSettings, InviteParams, Platform, PlatformEvent, QueryError,
+    QueryId, SessionId,
 };
 use tokio::sync::{mpsc, oneshot};
 

@@ -138,15 +138,18 @@ impl SipServer {
     }
 }
 
+/// A closure run on the core.
+pub type CoreFn<C> = Box<dyn FnOnce(&mut C, Instant) + Send>;
+
+/// A closure run on the core once a TCP connection is open (or failed).
+pub type ConnectFn<C> = Box<dyn FnOnce(&mut C, Instant, io::Result<ConnId>) + Send>;
+
 /// Something to do on the core from another task.
 pub enum Command<C> {
     /// Run a closure on the core.
-    Run(Box<dyn FnOnce(&mut C, Instant) + Send>),
+    Run(CoreFn<C>),
     /// Open a TCP connection; the closure gets its id (or the error) on the core.
-    Connect(
-        SocketAddr,
-        Box<dyn FnOnce(&mut C, Instant, io::Result<ConnId>) + Send>,
-    ),
+    Connect(SocketAddr, ConnectFn<C>),
     /// Stop the shell.
     Shutdown,
 }

@@ -168,7 +168,6 @@ impl Hub {
         self.tx.send(Msg::Viewer(viewer, tx)).ok()?;
         rx.await.ok().flatten()
     }
-
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,16 +435,19 @@ impl Manager {
     }
 
     /// A port from the pool with its socket bound (UDP) or listening (TCP passive).
-    async fn bind_port(&mut self, transport: MediaTransport) -> Result<(u16, Option<Source>), LiveError> {
+    async fn bind_port(
+        &mut self,
+        transport: MediaTransport,
+    ) -> Result<(u16, Option<Source>), LiveError> {
         let mut last_err = None;
         for _ in 0..16 {
             let port = self.ports.take().ok_or(LiveError::NoPort)?;
             let addr = SocketAddr::new(self.cfg.bind_ip, port);
             let bound = match transport {
                 MediaTransport::Udp => UdpSocket::bind(addr).await.map(|s| Some(Source::Udp(s))),
-                MediaTransport::TcpPassive => {
-                    TcpListener::bind(addr).await.map(|l| Some(Source::TcpPassive(l)))
-                }
+                MediaTransport::TcpPassive => TcpListener::bind(addr)
+                    .await
+                    .map(|l| Some(Source::TcpPassive(l))),
                 MediaTransport::TcpActive => Ok(None),
             };
             match bound {
@@ -522,17 +524,26 @@ impl Manager {
         let device_ip: Option<IpAddr> = answer.address.parse().ok();
         let expected = match answer.ssrc {
             Some(theirs) if theirs != s.ssrc => {
-                info!(stream = id.0, ours = s.ssrc, theirs, "device changed y= in its answer; expecting its SSRC");
+                info!(
+                    stream = id.0,
+                    ours = s.ssrc,
+                    theirs,
+                    "device changed y= in its answer; expecting its SSRC"
+                );
                 theirs
             }
             _ => s.ssrc,
         };
         let source = match s.transport {
             MediaTransport::TcpActive => {
-                let ip = device_ip.ok_or_else(|| LiveError::BadAnswer(format!("address `{}`", answer.address)))?;
+                let ip = device_ip
+                    .ok_or_else(|| LiveError::BadAnswer(format!("address `{}`", answer.address)))?;
                 Source::TcpActive(SocketAddr::new(ip, answer.port))
             }
-            _ => s.socket.take().ok_or_else(|| LiveError::Socket("socket already used".into()))?,
+            _ => s
+                .socket
+                .take()
+                .ok_or_else(|| LiveError::Socket("socket already used".into()))?,
         };
         let core = Ingest::new(
             Instant::now(),
@@ -542,23 +553,13 @@ impl Manager {
             s.transport != MediaTransport::Udp,
         );
         let info = s.info.clone();
-        let (units_tx, mut units_rx) = mpsc::unbounded_channel();
-        let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(ingest::run(source, core, info, units_tx, ev_tx));
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    au = units_rx.recv() => match au {
-                        Some(au) => { let _ = egress.send(EgressCmd::Unit(id, au)); }
-                        None => break,
-                    },
-                    ev = ev_rx.recv() => match ev {
-                        Some(ev) => { let _ = tx.send(Msg::Ingest(id, ev)); }
-                        None => {}
-                    },
-                }
-            }
+        let on_unit = Box::new(move |au| {
+            let _ = egress.send(EgressCmd::Unit(id, au));
         });
+        let on_event = Box::new(move |ev| {
+            let _ = tx.send(Msg::Ingest(id, ev));
+        });
+        let task = tokio::spawn(ingest::run(source, core, info, on_unit, on_event));
         s.ingest = Some(task);
         s.state = State::WaitingMedia;
         s.deadline = Some(Instant::now() + no_media);
@@ -677,7 +678,9 @@ impl Manager {
             return;
         };
         let now = Instant::now();
-        if s.last_keyframe_request.is_some_and(|t| now.duration_since(t) < interval) {
+        if s.last_keyframe_request
+            .is_some_and(|t| now.duration_since(t) < interval)
+        {
             return;
         }
         s.last_keyframe_request = Some(now);

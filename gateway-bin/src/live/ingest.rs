@@ -16,7 +16,6 @@ use media::{AccessUnit, Codec};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 /// What to do with RTP whose SSRC is not the negotiated one.
@@ -55,9 +54,13 @@ impl Diagnosis {
     pub fn explain(&self, expected_ssrc: u32, listen: &str) -> String {
         if self.packets == 0 {
             if listen.starts_with("tcp-active") {
-                return format!("no packets: could not connect to or received nothing from the device ({listen}); check that the device listens where its SDP answer says");
+                return format!(
+                    "no packets: could not connect to or received nothing from the device ({listen}); check that the device listens where its SDP answer says"
+                );
             }
-            return format!("no packets arrived at {listen}: check media.announce_ip, firewalls and NAT between the device and the gateway");
+            return format!(
+                "no packets arrived at {listen}: check media.announce_ip, firewalls and NAT between the device and the gateway"
+            );
         }
         if self.wrong_ssrc > 0 && self.accepted == 0 {
             return format!(
@@ -117,7 +120,13 @@ pub struct Ingest {
 
 impl Ingest {
     /// A core expecting `ssrc` from `device_ip` (when known); `reliable` for TCP.
-    pub fn new(now: Instant, ssrc: u32, device_ip: Option<IpAddr>, policy: SsrcPolicy, reliable: bool) -> Ingest {
+    pub fn new(
+        now: Instant,
+        ssrc: u32,
+        device_ip: Option<IpAddr>,
+        policy: SsrcPolicy,
+        reliable: bool,
+    ) -> Ingest {
         Ingest {
             expected_ssrc: ssrc,
             device_ip,
@@ -155,7 +164,13 @@ impl Ingest {
     }
 
     /// One UDP datagram or one RFC 4571 frame.
-    pub fn on_packet(&mut self, now: Instant, from: SocketAddr, data: Bytes, out: &mut Vec<IngestOut>) {
+    pub fn on_packet(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: Bytes,
+        out: &mut Vec<IngestOut>,
+    ) {
         self.diag.packets += 1;
         self.diag.last_source = Some(from.to_string());
         if media::rtp::looks_like_rtcp(&data) {
@@ -186,7 +201,11 @@ impl Ingest {
             if !may_latch {
                 return;
             }
-            warn!(expected = self.expected_ssrc, got = ssrc, "device ignores y=: latching on its SSRC");
+            warn!(
+                expected = self.expected_ssrc,
+                got = ssrc,
+                "device ignores y=: latching on its SSRC"
+            );
             self.latched = Some(ssrc);
         }
         if pkt.payload_looks_like_ts() {
@@ -284,14 +303,18 @@ pub struct LiveInfo {
 /// Shared handle on [`LiveInfo`].
 pub type SharedInfo = Arc<Mutex<LiveInfo>>;
 
-/// The task: read packets, run the core, send access units to `units`, report to `events`.
-#[allow(clippy::too_many_arguments)]
+/// Where access units go.
+pub type UnitSink = Box<dyn Fn(AccessUnit) + Send + Sync>;
+/// Where stream events go.
+pub type EventSink = Box<dyn Fn(IngestEvent) + Send + Sync>;
+
+/// The task: read packets, run the core, hand access units to `units`, report to `events`.
 pub async fn run(
     source: Source,
     mut core: Ingest,
     info: SharedInfo,
-    units: mpsc::UnboundedSender<AccessUnit>,
-    events: mpsc::UnboundedSender<IngestEvent>,
+    units: UnitSink,
+    events: EventSink,
 ) {
     let mut out = Vec::new();
     let mut first_video = false;
@@ -306,12 +329,12 @@ pub async fn run(
                     }
                     if au.codec.is_video() && !first_video {
                         first_video = true;
-                        let _ = events.send(IngestEvent::FirstVideo {
+                        events(IngestEvent::FirstVideo {
                             codec: au.codec,
                             audio,
                         });
                     }
-                    let _ = units.send(au);
+                    units(au);
                 }
                 IngestOut::Config(c) => {
                     debug!(?c.codec, c.width, c.height, "stream configuration");
@@ -368,13 +391,22 @@ pub async fn run(
             let (stream, from) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = events.send(IngestEvent::Closed(format!("accept failed: {e}")));
+                    events(IngestEvent::Closed(format!("accept failed: {e}")));
                     return;
                 }
             };
             drop(listener);
             info!(%from, "device connected for media (TCP passive)");
-            tcp_loop(stream, from, &mut core, &info, &events, &mut out, &mut handle).await;
+            tcp_loop(
+                stream,
+                from,
+                &mut core,
+                &info,
+                &events,
+                &mut out,
+                &mut handle,
+            )
+            .await;
         }
         Source::TcpActive(addr) => {
             // The standard asks for at least 3 attempts, 1 s apart.
@@ -392,11 +424,22 @@ pub async fn run(
                 }
             }
             let Some(stream) = stream else {
-                let _ = events.send(IngestEvent::Closed(format!("could not connect to the device at {addr} (TCP active)")));
+                events(IngestEvent::Closed(format!(
+                    "could not connect to the device at {addr} (TCP active)"
+                )));
                 return;
             };
             info!(%addr, "connected to the device for media (TCP active)");
-            tcp_loop(stream, addr, &mut core, &info, &events, &mut out, &mut handle).await;
+            tcp_loop(
+                stream,
+                addr,
+                &mut core,
+                &info,
+                &events,
+                &mut out,
+                &mut handle,
+            )
+            .await;
         }
     }
 }
@@ -406,7 +449,7 @@ async fn tcp_loop(
     from: SocketAddr,
     core: &mut Ingest,
     info: &SharedInfo,
-    events: &mpsc::UnboundedSender<IngestEvent>,
+    events: &EventSink,
     out: &mut Vec<IngestOut>,
     handle: &mut impl FnMut(&mut Ingest, &mut Vec<IngestOut>, Instant),
 ) {
@@ -417,12 +460,14 @@ async fn tcp_loop(
     loop {
         let n = match stream.read(&mut buf).await {
             Ok(0) => {
-                let _ = events.send(IngestEvent::Closed("the device closed the media connection".into()));
+                events(IngestEvent::Closed(
+                    "the device closed the media connection".into(),
+                ));
                 break;
             }
             Ok(n) => n,
             Err(e) => {
-                let _ = events.send(IngestEvent::Closed(format!("media connection error: {e}")));
+                events(IngestEvent::Closed(format!("media connection error: {e}")));
                 break;
             }
         };
@@ -472,7 +517,10 @@ mod tests {
             pts: Some(3600),
             dts: None,
             keyframe: true,
-            data: Bytes::from_static(&[0, 0, 0, 1, 0x67, 0x42, 0, 0x1e, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1, 0x65, 0x88, 0x84]),
+            data: Bytes::from_static(&[
+                0, 0, 0, 1, 0x67, 0x42, 0, 0x1e, 0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80, 0, 0, 0, 1,
+                0x65, 0x88, 0x84,
+            ]),
         };
         let mut mux = PsMuxer::new();
         let mut pk = RtpPacketizer::new(ssrc);
@@ -499,7 +547,10 @@ mod tests {
         }
         assert!(out.is_empty());
         let why = core.diagnosis().explain(200_000_001, "udp 127.0.0.1:30000");
-        assert!(why.starts_with("SSRC mismatch: expected 0200000001"), "{why}");
+        assert!(
+            why.starts_with("SSRC mismatch: expected 0200000001"),
+            "{why}"
+        );
         assert!(why.contains("0000012345"), "{why}");
     }
 
@@ -513,11 +564,18 @@ mod tests {
             for p in frames(ssrc) {
                 core.on_packet(now + Duration::from_secs(2), from, p, &mut out);
             }
-            let units = out.iter().filter(|o| matches!(o, IngestOut::Unit(_))).count();
+            let units = out
+                .iter()
+                .filter(|o| matches!(o, IngestOut::Unit(_)))
+                .count();
             assert!(units >= 2, "{policy:?}: {out:?}");
         }
         let mut core = Ingest::new(now, 7, None, SsrcPolicy::Strict, false);
-        assert!(core.diagnosis().explain(7, "udp 1.2.3.4:5").starts_with("no packets arrived at udp 1.2.3.4:5"));
+        assert!(
+            core.diagnosis()
+                .explain(7, "udp 1.2.3.4:5")
+                .starts_with("no packets arrived at udp 1.2.3.4:5")
+        );
         core.on_packet(now, from, Bytes::from_static(b"hello"), &mut Vec::new());
         assert!(core.diagnosis().explain(7, "x").contains("were not RTP"));
     }

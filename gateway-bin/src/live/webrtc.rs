@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media::AccessUnit;
-use media::webrtc::{Egress, EgressConfig, EgressError, EgressEvent, StreamId, Tracks, TransmitBatch, ViewerId};
+use media::webrtc::{
+    Egress, EgressConfig, EgressError, EgressEvent, StreamId, Tracks, TransmitBatch, ViewerId,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};

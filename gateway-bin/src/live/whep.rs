@@ -121,10 +121,13 @@ async fn whep_post(
             )
         })?,
     };
-    let dev = state
-        .registry
-        .get(&device_id)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "device not found", json!({ "device_id": device_id })))?;
+    let dev = state.registry.get(&device_id).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "device not found",
+            json!({ "device_id": device_id }),
+        )
+    })?;
     if !dev.online {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

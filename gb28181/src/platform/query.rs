@@ -217,9 +217,7 @@ impl Queries {
                 });
             }
             Body::Catalog(page) => {
-                let Some(p) = self.pending.get_mut(&id) else {
-                    return None;
-                };
+                let p = self.pending.get_mut(&id)?;
                 let c = p.catalog.get_or_insert_with(Collector::default);
                 c.add(page.sum_num, page.items);
                 p.deadline = now + page_timeout;

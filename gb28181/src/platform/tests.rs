@@ -27,8 +27,8 @@ fn channels(dev: &str, n: usize) -> Vec<CatalogItem> {
     (0..n)
         .map(|c| {
             let mut item = CatalogItem::new(
-                &format!("{}{:03}", &dev[..17], c + 1),
-                &format!("通道{}", c + 1),
+                format!("{}{:03}", &dev[..17], c + 1),
+                format!("通道{}", c + 1),
             );
             item.parent_id = Some(dev.to_owned());
             item.status = Some("ON".into());
