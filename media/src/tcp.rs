@@ -28,6 +28,11 @@
 //! confirmed the same way: without `expected_ssrc` it comes out once the next frame's header
 //! is in.
 //!
+//! A frame longer than any seen before is checked for the stream's next packet (same SSRC,
+//! next sequence number) starting inside it; if it does, the length field was wrong and the
+//! frame is cut there ([`TcpDeframerStats::length_fixes`]). A length field that is too
+//! short is only noticed at the next frame, by a resync.
+//!
 //! # Vendor prefix
 //!
 //! Some devices send 256 bytes of their own before the first RTP frame. It is detected, not
@@ -121,6 +126,8 @@ pub struct TcpDeframerStats {
     pub vendor_prefix_bytes: u64,
     /// Frames that came in the `$` interleaved form.
     pub interleaved_frames: u64,
+    /// Frames whose length field ran past the start of the next packet, cut there.
+    pub length_fixes: u64,
 }
 
 /// One de-framed packet.
@@ -176,6 +183,8 @@ pub struct TcpDeframer {
     scanned: usize,
     /// The frame at the head was confirmed by a resync: take it without an SSRC check.
     head_confirmed: bool,
+    /// Longest frame taken so far.
+    max_len: usize,
     stats: TcpDeframerStats,
 }
 
@@ -209,6 +218,7 @@ impl TcpDeframer {
             pending: Vec::new(),
             scanned: 0,
             head_confirmed: false,
+            max_len: 0,
             stats: TcpDeframerStats::default(),
         }
     }
@@ -267,6 +277,21 @@ impl TcpDeframer {
                                 continue;
                             }
                             _ => {}
+                        }
+                        if !self.head_confirmed
+                            && len > self.max_len
+                            && self.max_len > 0
+                            && let Some(end) = self.embedded_next(hdr, len, kind)
+                        {
+                            // The length field is too long: the next packet starts inside.
+                            self.stats.length_fixes += 1;
+                            tracing::debug!(
+                                offset = self.consumed,
+                                len,
+                                end,
+                                "RTP over TCP: length field overruns the next packet"
+                            );
+                            return Some(self.take(hdr, end - hdr, channel));
                         }
                         if self.buf.len() < hdr + len {
                             return None;
@@ -481,6 +506,20 @@ impl TcpDeframer {
         Check::Ok { hdr, len, channel }
     }
 
+    /// For a head frame longer than any taken so far: where, inside it, the stream's next
+    /// RTP packet (same SSRC, sequence number + 1) starts, if it does.
+    fn embedded_next(&self, hdr: usize, len: usize, kind: Kind) -> Option<usize> {
+        let ssrc = self.sender_ssrc(hdr)?;
+        let next = self.rtp_seq(hdr)?.wrapping_add(1);
+        let end = self.buf.len().min(hdr + len);
+        (hdr + RTP_HEADER_LEN..end).find(|&q| match self.check(q, kind) {
+            Check::Ok { hdr: h, .. } => {
+                self.sender_ssrc(q + h) == Some(ssrc) && self.rtp_seq(q + h) == Some(next)
+            }
+            _ => false,
+        })
+    }
+
     /// The sequence number of the RTP packet at `body`, `None` for RTCP.
     fn rtp_seq(&self, body: usize) -> Option<u16> {
         match self.buf.get(body..body + 4)? {
@@ -504,6 +543,7 @@ impl TcpDeframer {
         {
             self.ssrc = Some(s);
         }
+        self.max_len = self.max_len.max(len);
         let mut frame = self.buf.split_to(hdr + len);
         frame.advance(hdr);
         self.consumed += (hdr + len) as u64;

@@ -55,7 +55,7 @@ pub struct Frame {
     /// demuxer syncs on the pack header anyway.
     pub complete: bool,
     /// The last packet carried the marker bit; without it, the frame ended at a timestamp
-    /// change or a flush.
+    /// change (or a flush, which leaves it incomplete).
     pub marker: bool,
     /// Sequence number of the first packet.
     pub first_seq: u16,
@@ -211,9 +211,13 @@ impl FrameAssembler {
         self.ready.pop_front()
     }
 
-    /// Ends the frame being built (end of stream, or the caller knows it is over): it comes
-    /// out of [`FrameAssembler::poll`] as it is, complete if no gap was seen.
+    /// Ends the frame being built (end of stream): it comes out of [`FrameAssembler::poll`]
+    /// incomplete, since without its marker nothing says its tail is not missing. (A frame
+    /// with its marker has already come out.)
     pub fn flush(&mut self) {
+        if let Some(b) = &mut self.cur {
+            b.frame.complete = false;
+        }
         self.finish();
     }
 
@@ -304,7 +308,7 @@ mod tests {
     fn timestamp_change_ends_a_frame_without_marker() {
         assert_eq!(
             run(&[(65535, 10, false), (0, 10, false), (1, 20, false)]),
-            vec![(10, true, 65535, 0, 2), (20, true, 1, 1, 1)]
+            vec![(10, true, 65535, 0, 2), (20, false, 1, 1, 1)]
         );
     }
 
