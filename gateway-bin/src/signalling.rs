@@ -317,8 +317,23 @@ impl EventSink {
                 device_id,
                 result,
             } => {
-                let items: Vec<_> = result.items.iter().map(item_row).collect();
+                let mut items: Vec<_> = result.items.iter().map(item_row).collect();
                 let complete = result.complete;
+                if !complete {
+                    // A partial catalog never deletes what a complete one listed: merge.
+                    if let Some(old) = self.registry.get(&device_id)
+                        && !old.items.is_empty()
+                    {
+                        let mut merged: Vec<_> = old.items.as_ref().clone();
+                        for it in items {
+                            match merged.iter_mut().find(|m| m.item_id == it.item_id) {
+                                Some(m) => *m = it,
+                                None => merged.push(it),
+                            }
+                        }
+                        items = merged;
+                    }
+                }
                 let at = std::time::SystemTime::now();
                 info!(%device_id, items = items.len(), complete, "catalog stored");
                 let shared = Arc::new(items);

@@ -88,7 +88,13 @@ pub(super) struct Queries {
     pending: HashMap<QueryId, Pending>,
     by_tx: HashMap<TransactionKey, QueryId>,
     unsolicited: HashMap<(String, u32), (Collector, Instant)>,
+    /// Catalogs recently completed, by (device, SN): late or repeated pages of them are
+    /// dropped instead of starting a new, partial catalog.
+    finished: VecDeque<(String, u32)>,
 }
+
+/// How many finished catalogs are remembered.
+const FINISHED_REMEMBERED: usize = 1024;
 
 impl Queries {
     pub fn is_empty(&self) -> bool {
@@ -185,6 +191,15 @@ impl Queries {
             id.filter(|_| kind != Kind::Catalog)
         });
         let Some(id) = id else {
+            if kind == Kind::Catalog
+                && self
+                    .finished
+                    .iter()
+                    .any(|(d, sn)| d == device_id && *sn == msg.sn)
+            {
+                debug!(%device_id, sn = msg.sn, "late page of a finished catalog dropped");
+                return None;
+            }
             if let Body::Catalog(page) = msg.body {
                 self.unsolicited_page(
                     now,
@@ -222,6 +237,7 @@ impl Queries {
                 c.add(page.sum_num, page.items);
                 p.deadline = now + page_timeout;
                 if c.done() {
+                    self.remember_finished(device_id, msg.sn);
                     let collector = self
                         .complete(id)
                         .and_then(|p| p.catalog)
@@ -262,6 +278,7 @@ impl Queries {
         if entry.0.done()
             && let Some((c, _)) = self.unsolicited.remove(&key)
         {
+            self.remember_finished(device_id, sn);
             metrics::counter!("catalog_items_total").increment(c.items.len() as u64);
             events.push_back(PlatformEvent::Catalog {
                 query: None,
@@ -286,6 +303,7 @@ impl Queries {
                 .and_then(|p| p.catalog.as_ref())
                 .is_some_and(|c| c.pages > 0);
             if has_items && let Some(p) = self.complete(id) {
+                self.remember_finished(&p.device_id, p.sn);
                 let c = p.catalog.unwrap_or_default();
                 info!(device_id = %p.device_id, items = c.items.len(), sum_num = c.sum_num, "catalog incomplete at timeout");
                 metrics::counter!("catalog_items_total").increment(c.items.len() as u64);
@@ -306,6 +324,7 @@ impl Queries {
             .collect();
         for key in stale {
             if let Some((c, _)) = self.unsolicited.remove(&key) {
+                self.remember_finished(&key.0, key.1);
                 events.push_back(PlatformEvent::Catalog {
                     query: None,
                     device_id: key.0,
@@ -332,6 +351,13 @@ impl Queries {
             self.fail(id, QueryError::DeviceGone, events);
         }
         self.unsolicited.retain(|(d, _), _| d != device_id);
+    }
+
+    fn remember_finished(&mut self, device_id: &str, sn: u32) {
+        if self.finished.len() >= FINISHED_REMEMBERED {
+            self.finished.pop_front();
+        }
+        self.finished.push_back((device_id.to_owned(), sn));
     }
 
     fn complete(&mut self, id: QueryId) -> Option<Pending> {

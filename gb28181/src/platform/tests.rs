@@ -179,6 +179,12 @@ impl Net {
     fn take_events(&mut self) -> Vec<PlatformEvent> {
         std::mem::take(&mut self.platform_events)
     }
+
+    /// Events produced by direct calls on the platform, after moving its transmits.
+    fn take_events_now(&mut self) -> Vec<PlatformEvent> {
+        self.pump();
+        self.take_events()
+    }
 }
 
 #[test]
@@ -643,4 +649,215 @@ fn keyframe_request_uses_the_spelling_of_the_device_version() {
         body.contains("<DeviceID>34020000001320000101</DeviceID>"),
         "{body}"
     );
+}
+
+#[test]
+fn expired_nonce_gets_stale_then_a_new_challenge() {
+    let mut config = Net::config();
+    config.nonce_ttl = Duration::from_secs(30);
+    let mut net = Net::new(config);
+    net.add(device_config(0, "12345678", 0));
+    let authed = net
+        .sent_by_devices
+        .iter()
+        .find_map(|m| match m {
+            Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => {
+                Some(r.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    // 40 s later the nonce has expired; the same credentials in a new transaction are stale.
+    net.now += Duration::from_secs(40);
+    let mut late = authed.clone();
+    let via = late
+        .headers
+        .get(&HeaderName::Via)
+        .unwrap()
+        .replace("branch=", "branch=z9hG4bKlate");
+    late.headers.set(HeaderName::Via, via);
+    net.platform
+        .handle_datagram(net.now, device_addr(0), &late.to_bytes());
+    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
+        Message::Response(r) => r,
+        _ => panic!(),
+    };
+    assert_eq!(r.status, 401);
+    let www = r.headers.get(&HeaderName::WwwAuthenticate).unwrap();
+    assert!(www.contains("stale=true"), "{www}");
+    // A forged response with that nonce is not stale: a plain new challenge.
+    let mut forged = late.clone();
+    let auth = forged
+        .headers
+        .get(&HeaderName::Authorization)
+        .unwrap()
+        .to_owned();
+    let start = auth.find("response=\"").unwrap() + 10;
+    let mut bad = auth.clone();
+    bad.replace_range(start..start + 32, "00000000000000000000000000000000");
+    forged.headers.set(HeaderName::Authorization, bad);
+    let via = forged
+        .headers
+        .get(&HeaderName::Via)
+        .unwrap()
+        .replace("z9hG4bKlate", "z9hG4bKforged");
+    forged.headers.set(HeaderName::Via, via);
+    net.platform
+        .handle_datagram(net.now, device_addr(0), &forged.to_bytes());
+    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
+        Message::Response(r) => r,
+        _ => panic!(),
+    };
+    assert_eq!(r.status, 401);
+    assert!(
+        !r.headers
+            .get(&HeaderName::WwwAuthenticate)
+            .unwrap()
+            .contains("stale")
+    );
+}
+
+/// A Response/Catalog page as the device at `i` would send it.
+fn catalog_page(i: usize, sn: u32, sum: u32, ids: &[u32], branch: &str) -> Vec<u8> {
+    let dev = device_id(i);
+    let items: String = ids
+        .iter()
+        .map(|n| {
+            format!(
+                "<Item><DeviceID>{}{:03}</DeviceID><Name>通道{n}</Name><ParentID>{dev}</ParentID><Status>ON</Status></Item>",
+                &dev[..17],
+                n
+            )
+        })
+        .collect();
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><CmdType>Catalog</CmdType><SN>{sn}</SN><DeviceID>{dev}</DeviceID><SumNum>{sum}</SumNum><DeviceList Num=\"{}\">{items}</DeviceList></Response>",
+        ids.len()
+    );
+    format!(
+        "MESSAGE sip:{PLATFORM_ID}@3402000000 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:{port};rport;branch={branch}\r\n\
+         From: <sip:{dev}@3402000000>;tag=p{branch}\r\n\
+         To: <sip:{PLATFORM_ID}@3402000000>\r\n\
+         Call-ID: {branch}\r\nCSeq: 1 MESSAGE\r\nContent-Type: Application/MANSCDP+xml\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len(),
+        port = device_addr(i).port()
+    )
+    .into_bytes()
+}
+
+fn catalog_sn(net: &Net) -> u32 {
+    net.sent_by_platform
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            Message::Request(r)
+                if String::from_utf8_lossy(&r.body).contains("<CmdType>Catalog") =>
+            {
+                let b = String::from_utf8_lossy(&r.body).into_owned();
+                let s = b.find("<SN>")? + 4;
+                b[s..s + b[s..].find('<')?].parse().ok()
+            }
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn catalog_pages_out_of_order_with_duplicates_complete_once() {
+    let mut config = Net::config();
+    config.auto_query = false;
+    let mut net = Net::new(config);
+    let i = net.add(device_config(0, "12345678", 0));
+    net.muted[i] = true; // the test plays the device's part for the catalog
+    net.take_events();
+    let q = net.platform.query_catalog(net.now, &device_id(i)).unwrap();
+    net.pump();
+    let sn = catalog_sn(&net);
+    // Out of order, one page twice, and a late copy of a page after completion.
+    for (k, page) in [&[5u32, 6][..], &[1, 2], &[3, 4], &[1, 2], &[7], &[3, 4]]
+        .iter()
+        .enumerate()
+    {
+        let msg = catalog_page(i, sn, 7, page, &format!("z9hG4bKpage{k}"));
+        net.platform.handle_datagram(net.now, device_addr(i), &msg);
+    }
+    let events = net.take_events_now();
+    let done: Vec<&CatalogResult> = events
+        .iter()
+        .filter_map(|e| match e {
+            PlatformEvent::Catalog {
+                query: Some(id),
+                result,
+                ..
+            } if *id == q => Some(result),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done.len(), 1, "completed exactly once");
+    assert!(done[0].complete);
+    assert_eq!(done[0].items.len(), 7);
+    assert_eq!(done[0].pages, 5, "the duplicate counts as a page");
+    // The late copy after completion starts no new (unsolicited) catalog.
+    net.advance(Duration::from_secs(30));
+    assert!(
+        !net.take_events()
+            .iter()
+            .any(|e| matches!(e, PlatformEvent::Catalog { .. })),
+        "late page ignored"
+    );
+}
+
+#[test]
+fn catalog_times_out_incomplete_with_what_arrived() {
+    let mut config = Net::config();
+    config.auto_query = false;
+    let mut net = Net::new(config);
+    let i = net.add(device_config(0, "12345678", 0));
+    net.muted[i] = true;
+    let q = net.platform.query_catalog(net.now, &device_id(i)).unwrap();
+    net.pump();
+    let sn = catalog_sn(&net);
+    let msg = catalog_page(i, sn, 10, &[1, 2, 3], "z9hG4bKonly");
+    net.platform.handle_datagram(net.now, device_addr(i), &msg);
+    net.take_events_now();
+    net.advance(Duration::from_secs(12));
+    let result = net.take_events().into_iter().find_map(|e| match e {
+        PlatformEvent::Catalog {
+            query: Some(id),
+            result,
+            ..
+        } if id == q => Some(result),
+        _ => None,
+    });
+    let result = result.expect("incomplete catalog reported at the page timeout");
+    assert!(!result.complete);
+    assert_eq!((result.sum_num, result.items.len()), (10, 3));
+}
+
+#[test]
+fn ten_thousand_channels_are_collected() {
+    let mut net = Net::new(Net::config());
+    let mut cfg = device_config(0, "12345678", 0);
+    let dev = cfg.id.clone();
+    cfg.channels = (0..10_000)
+        .map(|c| {
+            let mut item =
+                CatalogItem::new(format!("{}132{:07}", &dev[..10], c), format!("通道{c}"));
+            item.parent_id = Some(dev.clone());
+            item
+        })
+        .collect();
+    cfg.catalog_page_size = 20;
+    net.add(cfg);
+    let result = net.take_events().into_iter().find_map(|e| match e {
+        PlatformEvent::Catalog { result, .. } => Some(result),
+        _ => None,
+    });
+    let result = result.expect("catalog of 10,000 items");
+    assert!(result.complete);
+    assert_eq!(result.items.len(), 10_000);
+    assert_eq!(result.pages, 500);
+    assert_eq!(result.items[9_999].name.as_deref(), Some("通道9999"));
 }
