@@ -325,10 +325,18 @@ impl EventSink {
                         && !old.items.is_empty()
                     {
                         let mut merged: Vec<_> = old.items.as_ref().clone();
+                        let mut index: HashMap<String, usize> = merged
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| (m.item_id.clone(), i))
+                            .collect();
                         for it in items {
-                            match merged.iter_mut().find(|m| m.item_id == it.item_id) {
-                                Some(m) => *m = it,
-                                None => merged.push(it),
+                            match index.get(&it.item_id) {
+                                Some(&i) => merged[i] = it,
+                                None => {
+                                    index.insert(it.item_id.clone(), merged.len());
+                                    merged.push(it);
+                                }
                             }
                         }
                         items = merged;
