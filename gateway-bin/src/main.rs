@@ -117,6 +117,12 @@ fn secret(
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    // Take SIGTERM over before anything else, so a stop during start-up is clean too.
+    #[cfg(unix)]
+    let term = (
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+    );
     let mut cfg = match &cli.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -328,7 +334,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     println!("  devices known: {}", registry.len());
     info!(%sip_addr, %http_addr, "gateway started");
 
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    #[cfg(unix)]
+    let stop = shutdown_signal(term);
+    #[cfg(not(unix))]
+    let stop = shutdown_signal();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop);
     if let Err(e) = server.await {
         error!(error = %e, "HTTP server failed");
     }
@@ -347,23 +357,17 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+#[cfg(unix)]
+async fn shutdown_signal(
+    (mut term, mut int): (tokio::signal::unix::Signal, tokio::signal::unix::Signal),
+) {
     tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        _ = int.recv() => {},
+        _ = term.recv() => {},
     }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }
