@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         b = b.extension(profile, data);
     }
     let mut out = BytesMut::new();
-    b.write(p.payload(), &mut out).expect("a parsed packet rebuilds");
+    b.write(p.payload(), &mut out)
+        .expect("a parsed packet rebuilds");
     let q = RtpPacket::parse(out.freeze()).expect("a rebuilt packet parses");
     assert_eq!(q.header(), p.header());
     assert_eq!(q.payload(), p.payload());

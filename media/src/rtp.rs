@@ -273,7 +273,7 @@ impl RtpPacket {
 /// See [`RtpPacket::payload_looks_like_ts`].
 pub fn payload_looks_like_ts(payload: &[u8]) -> bool {
     !payload.is_empty()
-        && payload.len() % 188 == 0
+        && payload.len().is_multiple_of(188)
         && payload.chunks_exact(188).all(|p| p[0] == TS_SYNC_BYTE)
 }
 
@@ -371,7 +371,7 @@ impl<'a> RtpBuilder<'a> {
             return Err(RtpBuildError::BadPayloadType(self.payload_type));
         }
         if let Some((_, d)) = self.extension
-            && (d.len() % 4 != 0 || d.len() / 4 > usize::from(u16::MAX))
+            && (!d.len().is_multiple_of(4) || d.len() / 4 > usize::from(u16::MAX))
         {
             return Err(RtpBuildError::BadExtensionLength(d.len()));
         }

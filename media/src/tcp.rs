@@ -43,19 +43,22 @@
 //! ```
 //! use media::tcp::{TcpDeframer, frame_rfc4571};
 //!
-//! let pkt = [0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 0xAA];
+//! // RTP packets: V=2, PT 96, sequence numbers 1 and 2, SSRC 7, one payload byte.
+//! let pkts = [1u8, 2].map(|seq| [0x80, 96, 0, seq, 0, 0, 0, 0, 0, 0, 0, 7, 0xAA]);
 //! let mut stream = Vec::new();
-//! for _ in 0..2 {
-//!     stream.extend_from_slice(&frame_rfc4571(&pkt)?);
-//!     stream.extend_from_slice(&pkt);
+//! for pkt in &pkts {
+//!     stream.extend_from_slice(&frame_rfc4571(pkt)?);
+//!     stream.extend_from_slice(pkt);
 //! }
 //! let mut d = TcpDeframer::new();
+//! let mut got = Vec::new();
 //! for chunk in stream.chunks(5) {
 //!     d.push(chunk);
 //!     while let Some(p) = d.poll() {
-//!         assert_eq!(&p[..], &pkt);
+//!         got.push(p.to_vec());
 //!     }
 //! }
+//! assert_eq!(got, pkts);
 //! assert_eq!(d.stats().frames, 2);
 //! # Ok::<(), media::tcp::FrameTooLong>(())
 //! ```

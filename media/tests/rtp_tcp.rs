@@ -184,7 +184,7 @@ fn interleaved_form_of_a_capture() {
             frames[..pkts.len()]
                 .iter()
                 .zip(&pkts)
-                .all(|(f, p)| f.channel == Some(0) && &f.packet == p)
+                .all(|(f, p)| f.channel == Some(0) && f.packet == *p)
         );
         assert_eq!(frames[pkts.len()].channel, Some(1));
         assert!(media::rtp::looks_like_rtcp(&frames[pkts.len()].packet));
