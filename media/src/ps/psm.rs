@@ -63,8 +63,10 @@ pub fn parse(data: &[u8]) -> Result<Psm, Error> {
     if declared_end != crc_at {
         mismatch = true;
     }
-    let mut entries = Vec::new();
+    let mut entries: Vec<PsmEntry> = Vec::new();
+    let mut last_entry = pos;
     while pos + 4 <= crc_at {
+        last_entry = pos;
         let e = &data[pos..pos + 4];
         let es_info = usize::from(u16::from_be_bytes([e[2], e[3]]));
         if !is_es_id(e[1]) {
@@ -83,6 +85,25 @@ pub fn parse(data: &[u8]) -> Result<Psm, Error> {
     }
     if pos != crc_at {
         mismatch = true;
+        // An ES_info_length overran (Tiandy): look for further entries of a known stream type
+        // and a valid stream id after the one that broke the count.
+        let mut i = last_entry + 4;
+        while i + 4 <= crc_at {
+            let (t, id) = (data[i], data[i + 1]);
+            if !matches!(crate::Codec::from_stream_type(t), crate::Codec::Unknown(_))
+                && (0xC0..=0xEF).contains(&id)
+                && data[i + 2..i + 4] == [0, 0]
+                && !entries.iter().any(|e| e.stream_id == id)
+            {
+                entries.push(PsmEntry {
+                    stream_type: t,
+                    stream_id: id,
+                });
+                i += 4;
+            } else {
+                i += 1;
+            }
+        }
     }
     let crc_ok = crc32_mpeg2(&data[..len]) == 0;
     Ok(Psm {
@@ -189,6 +210,32 @@ mod tests {
         ];
         let p = parse(&d).unwrap();
         assert!(p.length_mismatch);
+        assert_eq!(
+            p.entries,
+            [
+                PsmEntry {
+                    stream_type: 0x1b,
+                    stream_id: 0xe0
+                },
+                PsmEntry {
+                    stream_type: 0x90,
+                    stream_id: 0xc0
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn es_info_length_overrun_recovers_later_entries() {
+        // H.264 entry claims 0x20 bytes of descriptors, only 2 follow; then a G.711A entry.
+        let mut d = vec![
+            0, 0, 1, 0xbc, 0, 20, 0xe0, 0xff, 0, 0, 0, 10, 0x1b, 0xe0, 0, 0x20, 0x0a, 0x00, 0x90,
+            0xc0, 0, 0,
+        ];
+        let crc = crc32_mpeg2(&d);
+        d.extend_from_slice(&crc.to_be_bytes());
+        let p = parse(&d).unwrap();
+        assert!(p.length_mismatch && p.crc_ok);
         assert_eq!(
             p.entries,
             [
