@@ -713,6 +713,28 @@ mod tests {
     }
 
     #[test]
+    fn overlong_length_field_is_cut_at_the_next_packet() {
+        let mut s = Vec::new();
+        for seq in 1..=3 {
+            let p = rtp(seq, 5, 20);
+            // The second packet's prefix claims 300 bytes.
+            s.extend_from_slice(&if seq == 2 { [1, 44] } else { [0, 20] });
+            s.extend_from_slice(&p);
+        }
+        s.extend_from_slice(&[0, 20]);
+        s.extend_from_slice(&rtp(4, 5, 20));
+        let mut d = TcpDeframer::new();
+        d.push(&s);
+        let got: Vec<u16> = drain(&mut d)
+            .iter()
+            .map(|f| u16::from_be_bytes([f.packet[2], f.packet[3]]))
+            .collect();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        assert!(drain(&mut d).is_empty());
+        assert_eq!(d.stats().length_fixes, 1);
+    }
+
+    #[test]
     fn framing_helpers() {
         assert_eq!(frame_rfc4571(&[0; 1412]), Ok([0x05, 0x84]));
         assert_eq!(frame_rfc4571(&vec![0; 65536]), Err(FrameTooLong(65536)));
