@@ -46,6 +46,10 @@ theirs=(ffmpeg -v error -f mpeg -i "$ps" -c copy -f null -)
 
 # Sanity: ffmpeg and we see the same number of video frames.
 "$tool" "$ps" | sed -n '1,6p'
+ours_frames=$("$tool" "$ps" | awk '$1 == "frames" { print $2; exit }')
+ffmpeg_frames=$(ffprobe -v error -select_streams v:0 -count_packets \
+  -show_entries stream=nb_read_packets -of csv=p=0 "$ps")
+echo "video frames: gb28181-psdemux $ours_frames, ffprobe $ffmpeg_frames"
 
 median_secs() { # command... ; prints the median wall time of $runs runs
   local t=()

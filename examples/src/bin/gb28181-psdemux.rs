@@ -36,7 +36,7 @@ struct Args {
     #[arg(long, value_name = "OUT")]
     audio: Option<PathBuf>,
     /// Read size in bytes.
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value_t = 512 << 10)]
     read_size: usize,
     /// List every quirk occurrence count and every PTS gap, not only a summary.
     #[arg(long)]
@@ -143,7 +143,7 @@ impl BlockReader {
         }
         buf.truncate(filled);
         let b = buf.freeze();
-        if self.pool.len() < 8 {
+        if self.pool.len() < 32 {
             self.pool.push(b.clone());
         }
         Ok(Some(b))
