@@ -116,7 +116,7 @@ impl SipServer {
     pub async fn bind(addr: SocketAddr) -> io::Result<SipServer> {
         let tcp = TcpListener::bind(addr).await?;
         let udp_addr = SocketAddr::new(addr.ip(), tcp.local_addr()?.port());
-        let udp = UdpSocket::bind(udp_addr).await?;
+        let udp = bind_udp_socket(udp_addr)?;
         Ok(SipServer {
             udp: Arc::new(udp),
             tcp: Some(tcp),
@@ -127,7 +127,7 @@ impl SipServer {
     /// [`Command::Connect`]).
     pub async fn bind_udp(addr: SocketAddr) -> io::Result<SipServer> {
         Ok(SipServer {
-            udp: Arc::new(UdpSocket::bind(addr).await?),
+            udp: Arc::new(bind_udp_socket(addr)?),
             tcp: None,
         })
     }
@@ -143,6 +143,24 @@ pub type CoreFn<C> = Box<dyn FnOnce(&mut C, Instant) + Send>;
 
 /// A closure run on the core once a TCP connection is open (or failed).
 pub type ConnectFn<C> = Box<dyn FnOnce(&mut C, Instant, io::Result<ConnId>) + Send>;
+
+/// Receive buffer asked for the SIP UDP socket: registration storms from thousands of
+/// devices arrive in bursts; the kernel default (~208 KiB) drops them and every drop costs a
+/// retransmission (0.5 s and more) on the device side. The kernel caps the value at
+/// `net.core.rmem_max`.
+const UDP_RECV_BUFFER: usize = 8 << 20;
+
+/// A non-blocking UDP socket with a large receive buffer, registered with tokio.
+fn bind_udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        debug!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
 
 /// Something to do on the core from another task.
 pub enum Command<C> {

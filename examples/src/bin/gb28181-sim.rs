@@ -345,7 +345,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         connect_interval: Duration::from_millis(args.connect_interval_ms),
         accept_timeout: Duration::from_secs(args.accept_timeout.max(1)),
     };
-    let udp = Arc::new(UdpSocket::bind(SocketAddr::new(args.local_ip, 0)).await?);
+    let udp = Arc::new(bind_sip_udp(SocketAddr::new(args.local_ip, 0))?);
     let local_port = udp.local_addr()?.port();
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<Net>();
     let mut writers: HashMap<usize, mpsc::UnboundedSender<Bytes>> = HashMap::new();
@@ -665,4 +665,15 @@ async fn flush(
         }
     }
     sim.schedule(i);
+}
+
+/// The devices' shared SIP socket, with a receive buffer large enough for the platform's
+/// bursts of answers and queries to thousands of devices (capped by `net.core.rmem_max`).
+fn bind_sip_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = socket.set_recv_buffer_size(8 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
