@@ -149,7 +149,10 @@ impl Env {
 
 fn assert_played(s: &Value, what: &str) {
     assert_eq!(s["state"], "playing", "{what}: {s}");
-    assert!(s["framesDecoded"].as_u64().unwrap_or(0) >= 30, "{what}: {s}");
+    assert!(
+        s["framesDecoded"].as_u64().unwrap_or(0) >= 30,
+        "{what}: {s}"
+    );
     assert_eq!(s["width"], 640, "{what}: {s}");
     assert_eq!(s["height"], 360, "{what}: {s}");
 }
@@ -185,8 +188,17 @@ fn plays_h264_main_and_high_over_udp_tcp_passive_and_tcp_active() {
 #[test]
 fn pcma_audio_reaches_the_browser() {
     let mut env = Env::start("audio", "");
-    let dev = env.sim(3, 1, "testsrc2_h264_main_640x360.h264", &["--audio", "pcma"]);
-    let s = env.play(&dev, &Env::channel(&dev, 1), &["--expect-audio", "--frames", "30"]);
+    let dev = env.sim(
+        3,
+        1,
+        "testsrc2_h264_main_640x360.h264",
+        &["--audio", "pcma"],
+    );
+    let s = env.play(
+        &dev,
+        &Env::channel(&dev, 1),
+        &["--expect-audio", "--frames", "30"],
+    );
     assert_played(&s[0], "with PCMA");
     assert!(s[0]["audioPackets"].as_u64().unwrap_or(0) > 10, "{}", s[0]);
 }
@@ -198,7 +210,11 @@ fn two_viewers_share_one_invite_and_one_bye_follows_the_linger() {
     let ch = Env::channel(&dev, 1);
     let invites = |env: &Env| env.counter("sip_messages_out_total", "method=\"INVITE\"");
     let byes = |env: &Env| env.counter("sip_messages_out_total", "method=\"BYE\"");
-    let s = env.play(&dev, &ch, &["--sessions", "2", "--stagger", "--frames", "30"]);
+    let s = env.play(
+        &dev,
+        &ch,
+        &["--sessions", "2", "--stagger", "--frames", "30"],
+    );
     assert_eq!(s.len(), 2);
     assert_played(&s[0], "first viewer");
     assert_played(&s[1], "second viewer");
@@ -210,8 +226,10 @@ fn two_viewers_share_one_invite_and_one_bye_follows_the_linger() {
     assert!(ttff < 2000, "joining a running stream took {ttff} ms");
     assert_eq!(invites(&env), 1.0, "one INVITE for two viewers");
     assert_eq!(byes(&env), 0.0, "no BYE before the linger");
-    wait_for(Duration::from_secs(10), || (byes(&env) == 1.0).then_some(()))
-        .expect("one BYE after the linger");
+    wait_for(Duration::from_secs(10), || {
+        (byes(&env) == 1.0).then_some(())
+    })
+    .expect("one BYE after the linger");
     let (_, streams) = get(&env.gw.url("/api/v1/streams"));
     assert_eq!(streams.as_array().unwrap().len(), 0, "{streams}");
 }
@@ -221,7 +239,11 @@ fn a_silent_device_and_a_wrong_ssrc_give_clear_errors() {
     let mut env = Env::start("errors", "[media]\nno_media_timeout_secs = 3\n");
     let silent = env.sim(5, 1, "testsrc2_h264_main_640x360.h264", &["--no-media"]);
     let wrong = env.sim(6, 1, "testsrc2_h264_main_640x360.h264", &["--wrong-ssrc"]);
-    let s = env.play(&silent, &Env::channel(&silent, 1), &["--timeout-ms", "15000"]);
+    let s = env.play(
+        &silent,
+        &Env::channel(&silent, 1),
+        &["--timeout-ms", "15000"],
+    );
     let err = s[0]["error"].as_str().unwrap_or("");
     assert!(err.contains("no media from the device"), "{}", s[0]);
     assert!(err.contains("no packets arrived"), "{}", s[0]);
