@@ -262,3 +262,59 @@ fn h265_without_browser_support_is_a_clear_http_error() {
     let err = s[0]["error"].as_str().unwrap_or("");
     assert!(err.contains("cannot receive H265"), "{}", s[0]);
 }
+
+#[test]
+fn viewers_are_told_when_the_device_goes_away() {
+    let mut env = Env::start(
+        "gone",
+        "[sip]\nkeepalive_interval_secs = 1\nkeepalive_max_missed = 2\n",
+    );
+    let dev = env.sim(
+        8,
+        1,
+        "testsrc2_h264_main_640x360.h264",
+        &["--keepalive", "1"],
+    );
+    let ch = Env::channel(&dev, 1);
+    let (http, sims) = (env.gw.http, std::mem::take(&mut env.sims));
+    let player = std::thread::spawn({
+        let dev = dev.clone();
+        let ch = ch.clone();
+        move || {
+            let env = Env {
+                gw: Gateway::attach(http),
+                _data: TempDir::new("gone-client"),
+                sims: Vec::new(),
+            };
+            env.play(
+                &dev,
+                &ch,
+                &["--frames", "30", "--until-ended", "--timeout-ms", "20000"],
+            )
+        }
+    });
+    // Once the viewer plays, the device disappears (killed: no BYE, no unregister).
+    wait_for(Duration::from_secs(20), || {
+        let (_, s) = get(&env.gw.url("/api/v1/streams"));
+        (s[0]["viewers"] == 1 && s[0]["state"] == "playing").then_some(())
+    })
+    .expect("viewer playing");
+    std::thread::sleep(Duration::from_millis(1500));
+    for mut s in sims {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let sessions = player.join().unwrap();
+    assert_played(&sessions[0], "before the device went away");
+    let ended = &sessions[0]["ended"];
+    assert!(
+        ended["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the device went offline"),
+        "{}",
+        sessions[0]
+    );
+    let (_, streams) = get(&env.gw.url("/api/v1/streams"));
+    assert_eq!(streams.as_array().unwrap().len(), 0, "{streams}");
+}

@@ -4,7 +4,7 @@
 //
 // node play.mjs --url http://127.0.0.1:8080 --token T --device ID --channel ID
 //   [--transport udp|tcp-passive|tcp-active] [--sessions N] [--stagger] [--frames 30]
-//   [--timeout-ms 30000] [--hold-ms 0] [--expect-audio]
+//   [--timeout-ms 30000] [--hold-ms 0] [--expect-audio] [--until-ended]
 //
 // --stagger starts each session after the previous one plays (a viewer joining a running
 // stream). Sessions are stopped (WHEP DELETE) before the browser closes.
@@ -29,6 +29,8 @@ const frames = Number(args.frames || 30);
 const timeoutMs = Number(args["timeout-ms"] || 30000);
 const holdMs = Number(args["hold-ms"] || 0);
 const expectAudio = Boolean(args["expect-audio"]);
+// After the frames arrived, keep watching until the page reports the stream ended.
+const untilEnded = Boolean(args["until-ended"]);
 
 const profile = mkdtempSync(join(tmpdir(), "gb-chromium-"));
 // A fresh profile directory per run (launchPersistentContext passes it as --user-data-dir).
@@ -96,6 +98,16 @@ try {
     for (let i = 0; i < sessions; i++) pages.push(await openSession());
     for (const page of pages) await waitPlaying(page);
     for (const page of pages) results.push(await collect(page));
+  }
+  if (untilEnded) {
+    for (let i = 0; i < pages.length; i++) {
+      const end = deadline(timeoutMs);
+      while (Date.now() < end) {
+        const p = await pages[i].evaluate(() => ({ state: window.__player.state, error: window.__player.error }));
+        if (p.state === "ended" || p.state === "error") { results[i] = { ...results[i], ended: p }; break; }
+        await sleep(200);
+      }
+    }
   }
   if (holdMs > 0) await sleep(holdMs);
 } finally {

@@ -44,7 +44,7 @@ impl Drop for TempDir {
 
 /// A running `gb28181-gateway`.
 pub struct Gateway {
-    child: Child,
+    child: Option<Child>,
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub output: mpsc::Receiver<String>,
@@ -118,9 +118,20 @@ impl Gateway {
             seen.push(line);
         }
         Gateway {
-            child,
+            child: Some(child),
             sip: sip.unwrap(),
             http: http.unwrap(),
+            output: rx,
+        }
+    }
+
+    /// A handle on a gateway started elsewhere (HTTP only; dropping it stops nothing).
+    pub fn attach(http: SocketAddr) -> Gateway {
+        let (_, rx) = mpsc::channel();
+        Gateway {
+            child: None,
+            sip: http,
+            http,
             output: rx,
         }
     }
@@ -131,22 +142,25 @@ impl Gateway {
 
     /// Stop with SIGKILL (an unclean stop).
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Stop with SIGTERM and wait for a clean exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a gateway this test started");
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
+            if let Ok(Some(s)) = child.try_wait() {
                 return s;
             }
             if Instant::now() > deadline {
-                let _ = self.child.kill();
+                let _ = child.kill();
                 panic!("gateway did not stop on SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -156,8 +170,10 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
