@@ -301,14 +301,7 @@ async fn put_device(
             )
         })
         .await
-        .map_err(|e| {
-            warn!(error = %e, "cannot store device settings");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage error",
-                json!({ "reason": e.to_string() }),
-            )
-        })?;
+        .map_err(storage_error)?;
     state
         .signalling
         .provision(device_id.clone(), settings)
@@ -334,13 +327,7 @@ async fn delete_device(
         .store
         .call(move |s| s.delete_device(&device_id))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage error",
-                json!({ "reason": e.to_string() }),
-            )
-        })?;
+        .map_err(storage_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -459,6 +446,15 @@ async fn query_catalog(
     })))
 }
 
+fn storage_error(e: crate::store::StoreError) -> ApiError {
+    warn!(error = %e, "store operation failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "storage error",
+        json!({ "reason": e.to_string() }),
+    )
+}
+
 fn unexpected() -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -537,13 +533,7 @@ async fn device_events(
         .store
         .call(move |s| s.events(&device_id, limit))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "storage error",
-                json!({ "reason": e.to_string() }),
-            )
-        })?;
+        .map_err(storage_error)?;
     Ok(Json(json!(
         rows.into_iter()
             .map(|r| json!({ "at": rfc3339(from_millis(r.at)), "event": r.event, "reason": r.reason }))

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -35,13 +35,13 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-fn run_sipp(dir: &Path, scenario: &str, bytes: &[u8], gw: &Gateway, port: u16) -> Output {
+fn run_sipp(dir: &Path, scenario: &str, bytes: &[u8], gw_sip: SocketAddr, port: u16) -> Output {
     let path = dir.join(scenario);
     std::fs::write(&path, bytes).unwrap();
     Command::new(sipp())
         .current_dir(dir)
         .args([
-            &gw.sip.to_string(),
+            &gw_sip.to_string(),
             "-sf",
             path.to_str().unwrap(),
             "-m",
@@ -151,7 +151,7 @@ fn sipp_device_registers_keeps_alive_and_answers_a_paged_gb2312_catalog() {
         data.path(),
         "register.xml",
         register_scenario(PASSWORD, "200", true).as_bytes(),
-        &gw,
+        gw.sip,
         port,
     );
     assert!(out.status.success(), "{}", explain(&out, data.path()));
@@ -170,30 +170,7 @@ fn sipp_device_registers_keeps_alive_and_answers_a_paged_gb2312_catalog() {
     let dir = data.path().to_owned();
     let gw_sip = gw.sip;
     let uas = std::thread::spawn(move || {
-        let path = dir.join("catalog_uas.xml");
-        std::fs::write(&path, &scenario).unwrap();
-        let out = Command::new(sipp())
-            .current_dir(&dir)
-            .args([
-                &gw_sip.to_string(),
-                "-sf",
-                path.to_str().unwrap(),
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-t",
-                "u1",
-                "-timeout",
-                "30",
-                "-timeout_error",
-                "-nostdin",
-                "-trace_err",
-            ])
-            .output()
-            .expect("run sipp");
+        let out = run_sipp(&dir, "catalog_uas.xml", &scenario, gw_sip, port);
         (out, dir)
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -229,7 +206,7 @@ fn sipp_wrong_password_gets_403() {
         data.path(),
         "register.xml",
         register_scenario("not-the-password", "403", false).as_bytes(),
-        &gw,
+        gw.sip,
         free_udp_port(),
     );
     assert!(out.status.success(), "{}", explain(&out, data.path()));
