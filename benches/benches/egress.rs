@@ -212,7 +212,7 @@ impl Rig {
             self.write_frame();
             cpu += thread_cpu().saturating_sub(c);
             wall += t.elapsed();
-            if self.frame % FPS == 0 {
+            if self.frame.is_multiple_of(FPS) {
                 self.exchange(false, Duration::ZERO);
             }
         }
