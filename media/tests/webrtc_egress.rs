@@ -293,3 +293,25 @@ fn silent_viewer_is_disconnected() {
     // str0m drops an ICE-lite pair that gets no consent check for about 15 s.
     assert!(net.now - start <= Duration::from_secs(30));
 }
+
+#[test]
+fn datagrams_of_no_viewer_are_not_routed() {
+    let mut net = Net::new(config());
+    let tracks = Tracks::new(CAM, Some(Codec::H264), None);
+    net.add_client(chromium_like(), false, tracks).unwrap();
+    net.connect_all();
+    let stranger = "127.0.0.9:5555".parse().unwrap();
+    let server = webrtc_common::SERVER.parse().unwrap();
+    // An RTCP receiver report from an address no viewer uses.
+    let rr = [0x80, 0xc9, 0, 1, 0, 0, 0, 1];
+    // A STUN binding request naming an ICE username fragment no viewer has.
+    let mut stun = vec![0, 1, 0, 12, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[9; 12]);
+    stun.extend_from_slice(&[0, 6, 0, 8]);
+    stun.extend_from_slice(b"nobody:x");
+    for d in [&rr[..], &stun, &[][..], &[0x16, 0xfe, 0xfd]] {
+        assert!(!net.egress.handle_receive(net.now, stranger, server, d));
+    }
+    assert_eq!(net.egress.stats().unrouted, 4);
+    assert_eq!(net.egress.stats().connected, 1);
+}

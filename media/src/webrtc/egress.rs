@@ -313,9 +313,10 @@ impl Egress {
         true
     }
 
-    /// Feeds a datagram received on the socket. Routing costs one hash lookup by source
-    /// address; a STUN request from a new address is routed by its USERNAME to the viewer
-    /// whose ICE credentials it names. Returns false when no viewer takes it.
+    /// Feeds a datagram received on the socket. Media, RTCP and DTLS are routed with one hash
+    /// lookup by source address; a STUN message by the local ICE username fragment in its
+    /// USERNAME (RFC 8445 §7.2.2), after which its source address belongs to that viewer.
+    /// Returns false when no viewer takes it.
     pub fn handle_receive(
         &mut self,
         now: Instant,
@@ -323,11 +324,15 @@ impl Egress {
         destination: SocketAddr,
         datagram: &[u8],
     ) -> bool {
+        // STUN (RFC 7983: first byte 0..=3) names its viewer; it is rare (connectivity and
+        // consent checks), so it is looked up by username fragment even from a known address,
+        // which also moves an address a new session reuses. Everything else: by address.
+        let by_stun = match datagram.first() {
+            Some(0..=3) => stun::local_ufrag(datagram).and_then(|u| self.by_ufrag.get(u).copied()),
+            _ => None,
+        };
         let known = self.by_addr.get(&source).copied();
-        let Some(id) = known.or_else(|| {
-            let ufrag = stun::local_ufrag(datagram)?;
-            self.by_ufrag.get(ufrag).copied()
-        }) else {
+        let Some(id) = by_stun.or(known) else {
             self.stats.unrouted += 1;
             return false;
         };
@@ -340,14 +345,16 @@ impl Egress {
             return false;
         };
         let input = Input::Receive(now, receive);
-        if known.is_none() {
+        if known != Some(id) {
             if !v.rtc.accepts(&input) {
                 self.stats.unrouted += 1;
                 return false;
             }
             if v.addrs.len() == MAX_ADDRS {
                 let old = v.addrs.remove(0);
-                self.by_addr.remove(&old);
+                if self.by_addr.get(&old) == Some(&id) {
+                    self.by_addr.remove(&old);
+                }
             }
             v.addrs.push(source);
             self.by_addr.insert(source, id);
