@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 COUNTS=${*:-"100 250 500 1000"}
 MEASURE=${MEASURE:-10}
-RAMP=${RAMP:-200}
+RAMP=${RAMP:-100}
 WORK=${WORK:-target/bench-egress}
 MODES=${MODES:-"shared:gso per-viewer:plain"}
 mkdir -p "$WORK"
@@ -39,7 +39,7 @@ CLIP_BYTES=$(stat -c %s "$CLIP")
 TCK=$(getconf CLK_TCK)
 
 cpu_ticks() { # utime + stime of a pid, in clock ticks (fields 14 and 15 after the comm)
-    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+    sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
 stat_field() { # key from the server's /stats line
     sed -n "s/.*\b$2=\([0-9]*\).*/\1/p" <<<"$1"
@@ -55,39 +55,43 @@ for spec in $MODES; do
     for n in $COUNTS; do
         port=$((port + 2))
         ramp_s=$(((n + RAMP - 1) / RAMP))
-        load_s=$((ramp_s + 12 + MEASURE + 5))
+        # Connection setup (DTLS handshakes) shares the server's thread with the media: allow
+        # the ramp plus 30 s to connect, then the measured interval.
+        wait_s=$((ramp_s + 30))
+        load_s=$((wait_s + MEASURE + 10))
         log="$WORK/server-$mode-$n.log"
         "$BIN/egress-bench-server" --clip "$CLIP" --mode "$mode" --send "$send" \
             --http "127.0.0.1:$port" --udp "127.0.0.1:$((port + 1))" \
-            --max-seconds $((load_s + 20)) >"$log" 2>&1 &
+            --max-seconds $((load_s + 60)) >"$log" 2>&1 &
         server=$!
         url="http://127.0.0.1:$port"
         for _ in $(seq 50); do curl -sf "$url/stats" >/dev/null && break; sleep 0.1; done
         "$BIN/whep-load" --url "$url/whep/1" --peers "$n" --ramp "$RAMP" \
             --seconds "$load_s" >"$WORK/load-$mode-$n.log" 2>&1 &
         load=$!
-        # Wait until everyone is connected (or give up after the ramp plus 10 s).
-        for _ in $(seq $(((ramp_s + 10) * 5))); do
-            s=$(curl -sf "$url/stats" || true)
+        # Wait until everyone is connected (or give up after the ramp plus 30 s).
+        for _ in $(seq $((wait_s * 4))); do
+            s=$(curl -sf -m 2 "$url/stats" || true)
             [ "$(stat_field "$s" connected)" = "$n" ] && break
             sleep 0.2
         done
         sleep 2
-        s1=$(curl -sf "$url/stats")
-        c1=$(cpu_ticks "$server")
+        s1=$(curl -sf -m 5 "$url/stats" || true)
+        c1=$(cpu_ticks "$server" || echo 0)
         t1=$(date +%s.%N)
         sleep "$MEASURE"
-        s2=$(curl -sf "$url/stats")
-        c2=$(cpu_ticks "$server")
+        s2=$(curl -sf -m 5 "$url/stats" || true)
+        c2=$(cpu_ticks "$server" || echo 0)
         t2=$(date +%s.%N)
+        kill -TERM "$load" 2>/dev/null || true
         wait "$load" || true
         kill "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
         result=$(grep '^RESULT' "$WORK/load-$mode-$n.log" || echo "RESULT loss_pct=nan")
         loss=$(sed -n 's/.*loss_pct=\([0-9.a-z]*\).*/\1/p' <<<"$result")
         connected=$(stat_field "$s2" connected)
-        d=$(($(stat_field "$s2" datagrams) - $(stat_field "$s1" datagrams)))
-        sends=$(($(stat_field "$s2" sends) - $(stat_field "$s1" sends)))
+        d=$(($(stat_field "$s2" datagrams) - $(stat_field "$s1" datagrams) + 0))
+        sends=$(($(stat_field "$s2" sends) - $(stat_field "$s1" sends) + 0))
         awk -v mode="$mode/$send" -v n="$n" -v conn="$connected" -v ticks=$((c2 - c1)) \
             -v tck="$TCK" -v t1="$t1" -v t2="$t2" -v d="$d" -v sends="$sends" -v loss="$loss" '
         BEGIN {

@@ -117,6 +117,9 @@ struct Counters {
     disconnected: u64,
 }
 
+// The egress loop runs alone on this thread's runtime (one core at most, no task migration);
+// HTTP has its own thread and runtime, so that WHEP requests are answered while the loop is
+// busy. They talk over a channel, as the gateway's HTTP handlers and media task will.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -159,11 +162,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/whep/{stream}/{viewer}", delete(whep_delete))
         .route("/stats", get(stats))
         .with_state(http);
-    let listener = tokio::net::TcpListener::bind(args.http).await?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("http: {e}");
-        }
+    let listener = std::net::TcpListener::bind(args.http)?;
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return eprintln!("http runtime: {e}"),
+        };
+        rt.block_on(async move {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => axum::serve(l, app).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
+                eprintln!("http: {e}");
+            }
+        });
     });
 
     let mut egress = Egress::new(config);

@@ -78,14 +78,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let target = Arc::new(target);
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
+    // SIGTERM ends the run early; every viewer still reports and DELETEs its session.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::spawn(async move {
+        term.recv().await;
+        let _ = stop_tx.send(true);
+    });
     let mut tasks = Vec::with_capacity(args.peers);
     let gap = Duration::from_secs(1) / args.ramp.max(1);
     for i in 0..args.peers {
         tokio::time::sleep_until(start + gap * i as u32).await;
-        let (args, target) = (args.clone(), target.clone());
+        if *stop.borrow() {
+            break;
+        }
+        let (args, target, mut stop) = (args.clone(), target.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut report = PeerReport::default();
-            if let Err(e) = run_peer(&args, &target, deadline, &mut report).await {
+            if let Err(e) = run_peer(&args, &target, deadline, &mut stop, &mut report).await {
                 report.error = Some(e.to_string());
             }
             report
@@ -106,6 +116,7 @@ async fn run_peer(
     args: &Args,
     target: &HttpTarget,
     deadline: Instant,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
     report: &mut PeerReport,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let sock = UdpSocket::bind(SocketAddr::new(args.bind, 0)).await?;
@@ -148,9 +159,10 @@ async fn run_peer(
                 Some((n, from))
             }
             _ = tokio::time::sleep_until(wake) => None,
+            _ = stop.changed() => break,
         };
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || *stop.borrow() {
             break;
         }
         match input {
@@ -309,7 +321,7 @@ impl HttpTarget {
         conn.write_all(head.as_bytes()).await?;
         conn.write_all(body.as_bytes()).await?;
         let mut resp = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut resp))
+        tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut resp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "HTTP response timed out"))??;
         let text = String::from_utf8_lossy(&resp);
