@@ -247,8 +247,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
     // WebRTC egress: one UDP socket for every viewer.
     let webrtc_bind = SocketAddr::new(cfg.webrtc.bind_ip, cfg.webrtc.udp_port);
-    let webrtc_socket = tokio::net::UdpSocket::bind(webrtc_bind)
-        .await
+    let webrtc_socket = std::net::UdpSocket::bind(webrtc_bind)
         .map_err(|e| format!("cannot bind the WebRTC UDP port {webrtc_bind}: {e}"))?;
     let webrtc_announce = SocketAddr::new(
         cfg.webrtc.announce_ip.unwrap_or(announce),
@@ -256,12 +255,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     let (egress_tx, egress_rx) = tokio::sync::mpsc::unbounded_channel();
     let (viewer_tx, viewer_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(live::webrtc::run(
-        webrtc_socket,
-        webrtc_announce,
-        egress_rx,
-        viewer_tx,
-    ));
+    live::webrtc::spawn(webrtc_socket, webrtc_announce, egress_rx, viewer_tx)
+        .map_err(|e| format!("cannot start the WebRTC thread: {e}"))?;
 
     // Live streams from devices.
     let media_announce = cfg.media.announce_ip.unwrap_or(announce);

@@ -10,9 +10,10 @@ use media::AccessUnit;
 use media::webrtc::{
     Egress, EgressConfig, EgressError, EgressEvent, StreamId, Tracks, TransmitBatch, ViewerId,
 };
+use quinn_udp::{UdpSockRef, UdpSocketState};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 /// Frames kept per stream since its last key frame (a GOP), so a viewer joining mid-GOP
 /// starts at once on the key frame and catches up.
@@ -72,7 +73,36 @@ impl Gop {
     }
 }
 
-/// Bind the socket and run the task until the command channel closes.
+/// Run the WebRTC loop on a thread of its own (a current-thread runtime: one core at most,
+/// no task migration, and HTTP and SIP never wait behind a burst of media).
+pub fn spawn(
+    socket: std::net::UdpSocket,
+    announce: SocketAddr,
+    commands: mpsc::UnboundedReceiver<EgressCmd>,
+    events: mpsc::UnboundedSender<ViewerEvent>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    socket.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("webrtc".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return warn!(error = %e, "cannot start the WebRTC runtime"),
+            };
+            rt.block_on(async move {
+                match UdpSocket::from_std(socket) {
+                    Ok(s) => run(s, announce, commands, events).await,
+                    Err(e) => warn!(error = %e, "cannot register the WebRTC socket"),
+                }
+            });
+        })
+}
+
+/// The loop: datagrams in, commands in, timers; batched sends out (UDP GSO when the kernel
+/// offers it: one `sendmsg` carries a viewer's packets of a frame).
 pub async fn run(
     socket: UdpSocket,
     announce: SocketAddr,
@@ -83,12 +113,20 @@ pub async fn run(
     // Browsers send to the announced candidate; with a wildcard bind that is the only
     // destination address str0m can match against its candidate.
     let local = announce;
-    let mut egress = Egress::new(EgressConfig::new(announce));
+    let state = match UdpSocketState::new(UdpSockRef::from(&*socket)) {
+        Ok(s) => s,
+        Err(e) => return warn!(error = %e, "cannot set up the WebRTC socket"),
+    };
+    let _ = state.set_send_buffer_size(UdpSockRef::from(&*socket), 8 << 20);
+    let _ = state.set_recv_buffer_size(UdpSockRef::from(&*socket), 8 << 20);
+    let mut config = EgressConfig::new(announce);
+    config.max_gso_segments = state.max_gso_segments();
+    let mut egress = Egress::new(config);
     let mut gops: HashMap<StreamId, Gop> = HashMap::new();
     let mut viewer_stream: HashMap<ViewerId, StreamId> = HashMap::new();
-    let mut batch = TransmitBatch::new(1);
+    let mut batch = TransmitBatch::new(state.max_gso_segments());
     let mut buf = vec![0u8; 2048];
-    info!(%announce, "WebRTC egress ready");
+    info!(%announce, gso_segments = state.max_gso_segments(), "WebRTC egress ready");
     loop {
         let wake = egress.poll_timeout();
         tokio::select! {
@@ -162,11 +200,35 @@ pub async fn run(
             }
         }
         egress.drain_transmits(&mut batch);
-        for d in batch.datagrams() {
-            if let Err(e) = socket.send_to(d.contents, d.destination).await {
-                debug!(to = %d.destination, error = %e, "WebRTC send failed");
+        for t in batch.iter() {
+            let transmit = quinn_udp::Transmit {
+                destination: t.destination,
+                ecn: None,
+                contents: t.contents,
+                segment_size: t.segment_size,
+                src_ip: None,
+            };
+            if let Err(e) = send(&socket, &state, &transmit).await {
+                debug!(to = %t.destination, error = %e, "WebRTC send failed");
             }
         }
         batch.clear();
     }
+}
+
+/// One send, waiting (bounded) while the socket buffer is full.
+async fn send(
+    socket: &UdpSocket,
+    state: &UdpSocketState,
+    transmit: &quinn_udp::Transmit<'_>,
+) -> std::io::Result<()> {
+    for _ in 0..100 {
+        match state.try_send(UdpSockRef::from(socket), transmit) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let _ = socket.writable().await;
+            }
+            other => return other,
+        }
+    }
+    Err(std::io::ErrorKind::WouldBlock.into())
 }
