@@ -27,8 +27,21 @@ fn config() -> EgressConfig {
     EgressConfig::new("127.0.0.1:8189".parse().unwrap())
 }
 
+/// The NAL units a viewer should receive: all but SEI, access unit delimiters and filler,
+/// which the egress leaves out.
 fn nals_of(aus: &[AccessUnit]) -> Vec<Vec<u8>> {
-    aus.iter().flat_map(|au| nal_units(&au.data)).collect()
+    aus.iter()
+        .flat_map(|au| {
+            let h265 = au.codec == Codec::H265;
+            nal_units(&au.data).into_iter().filter(move |n| {
+                if h265 {
+                    !matches!((n[0] >> 1) & 0x3f, 35 | 38 | 39 | 40)
+                } else {
+                    !matches!(n[0] & 0x1f, 6 | 9 | 12)
+                }
+            })
+        })
+        .collect()
 }
 
 /// Writes `aus` one per 40 ms of simulated time.

@@ -60,6 +60,16 @@ enum Syntax {
 }
 
 impl Syntax {
+    /// NAL units a browser decoder does not use: SEI, access unit delimiters, filler
+    /// (H.264 types 6, 9, 12; H.265 types 35, 38, 39, 40). Leaving them out keeps a frame's
+    /// packets the same size (one GSO run per viewer) and saves bandwidth.
+    fn droppable(self, nal: &[u8]) -> bool {
+        match self {
+            Syntax::H264 => matches!(nal[0] & 0x1f, 6 | 9 | 12),
+            Syntax::H265 => matches!((nal[0] >> 1) & 0x3f, 35 | 38 | 39 | 40),
+        }
+    }
+
     fn header_len(self) -> usize {
         match self {
             Syntax::H264 => 1,
@@ -75,7 +85,7 @@ fn packetize(au: &[u8], max_payload: usize, syntax: Syntax, out: &mut Vec<RtpPay
     let mut group: Vec<&[u8]> = Vec::new();
     let mut group_len = syntax.header_len();
     for nal in NalUnits::new(au) {
-        if nal.len() < syntax.header_len() {
+        if nal.len() < syntax.header_len() || syntax.droppable(nal) {
             continue;
         }
         if syntax.header_len() + 2 + nal.len() <= max {
@@ -242,15 +252,24 @@ mod tests {
         ];
         let mut out = Vec::new();
         packetize_h264(&au(&nals), 1200, &mut out);
+        // The AUD and the SEI are left out; SPS/PPS go in one STAP-A, the slice in FU-As.
         assert_eq!(
             depacketize_h264(&out),
-            nals.iter().map(|n| n.to_vec()).collect::<Vec<_>>()
+            nals[1..4].iter().map(|n| n.to_vec()).collect::<Vec<_>>()
         );
         assert!(out.iter().all(|p| p.data.len() <= 1200));
-        let frag: Vec<usize> = out[1..out.len() - 1].iter().map(|p| p.data.len()).collect();
+        let frag: Vec<usize> = out[1..].iter().map(|p| p.data.len()).collect();
         assert!(
             frag[..frag.len() - 1].iter().all(|&l| l == frag[0]),
             "{frag:?}"
+        );
+        // A P-frame with an SEI is one run of equal-sized packets (one GSO send).
+        let mut p_frame = Vec::new();
+        packetize_h264(&au(&[&[0x06, 5], &big]), 1200, &mut p_frame);
+        let sizes: Vec<usize> = p_frame.iter().map(|p| p.data.len()).collect();
+        assert!(
+            sizes[..sizes.len() - 1].iter().all(|&l| l == sizes[0]),
+            "{sizes:?}"
         );
         assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
         assert!(out.last().unwrap().marker);
