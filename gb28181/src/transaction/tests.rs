@@ -71,6 +71,14 @@ fn drain(layer: &mut TransactionLayer) -> (Vec<Transmit>, Vec<TxEvent>) {
     (sent, events)
 }
 
+/// The server transaction the last new request created.
+fn new_server_key(layer: &mut TransactionLayer) -> TransactionKey {
+    match drain(layer).1.pop() {
+        Some(TxEvent::Request { key: Some(k), .. }) => k,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 fn ms(t0: Instant, t: Instant) -> u128 {
     t.duration_since(t0).as_millis()
 }
@@ -236,10 +244,7 @@ fn server_invite_failure_retransmits_until_ack() {
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK8", 1);
     layer.handle_request(t0, invite.clone(), Transport::Udp, remote());
-    let key = match drain(&mut layer).1.pop() {
-        Some(TxEvent::Request { key: Some(k), .. }) => k,
-        other => panic!("unexpected {other:?}"),
-    };
+    let key = new_server_key(&mut layer);
     layer.respond(t0, &key, response_to(&invite, 488)).unwrap();
     drain(&mut layer);
     let (sent, _) = run_until(&mut layer, t0 + Duration::from_millis(3600));
@@ -261,10 +266,7 @@ fn server_invite_without_ack_times_out_at_h() {
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK9", 1);
     layer.handle_request(t0, invite.clone(), Transport::Udp, remote());
-    let key = match drain(&mut layer).1.pop() {
-        Some(TxEvent::Request { key: Some(k), .. }) => k,
-        other => panic!("unexpected {other:?}"),
-    };
+    let key = new_server_key(&mut layer);
     layer.respond(t0, &key, response_to(&invite, 200)).unwrap();
     drain(&mut layer);
     let (sent, events) = run_until(&mut layer, t0 + Duration::from_secs(40));
@@ -278,10 +280,7 @@ fn dialog_ack_stops_2xx_retransmission() {
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let invite = request("INVITE", "z9hG4bK10", 5);
     layer.handle_request(t0, invite.clone(), Transport::Udp, remote());
-    let key = match drain(&mut layer).1.pop() {
-        Some(TxEvent::Request { key: Some(k), .. }) => k,
-        other => panic!("unexpected {other:?}"),
-    };
+    let key = new_server_key(&mut layer);
     layer.respond(t0, &key, response_to(&invite, 200)).unwrap();
     drain(&mut layer);
     let mut ack = request("ACK", "z9hG4bKnew", 5);
