@@ -421,15 +421,9 @@ fn message_from_unregistered_device_gets_404() {
     }
 }
 
-#[test]
-fn nonce_replay_and_expiry_get_stale() {
-    let mut config = Net::config();
-    config.nonce_ttl = Duration::from_secs(30);
-    let mut net = Net::new(config);
-    net.add(device_config(0, "12345678", 0));
-    // Replay the authenticated REGISTER as captured.
-    let authed = net
-        .sent_by_devices
+/// The REGISTER a device sent with credentials.
+fn authenticated_register(net: &Net) -> crate::sip::Request {
+    net.sent_by_devices
         .iter()
         .find_map(|m| match m {
             Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => {
@@ -437,7 +431,25 @@ fn nonce_replay_and_expiry_get_stale() {
             }
             _ => None,
         })
-        .unwrap();
+        .expect("an authenticated REGISTER")
+}
+
+/// The platform's next transmit, which must be a response.
+fn next_response(net: &mut Net) -> crate::sip::Response {
+    match Message::parse(&net.platform.poll_transmit().expect("a response").payload) {
+        Ok(Message::Response(r)) => r,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[test]
+fn nonce_replay_and_expiry_get_stale() {
+    let mut config = Net::config();
+    config.nonce_ttl = Duration::from_secs(30);
+    let mut net = Net::new(config);
+    net.add(device_config(0, "12345678", 0));
+    // Replay the authenticated REGISTER as captured.
+    let authed = authenticated_register(&net);
     let replay = |net: &mut Net| {
         net.platform
             .handle_datagram(net.now, device_addr(0), &authed.to_bytes());
@@ -461,10 +473,7 @@ fn nonce_replay_and_expiry_get_stale() {
     again.headers.set(HeaderName::Via, via);
     net.platform
         .handle_datagram(net.now, device_addr(0), &again.to_bytes());
-    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
-        Message::Response(r) => r,
-        _ => panic!(),
-    };
+    let r = next_response(&mut net);
     assert_eq!(r.status, 401);
     assert!(
         r.headers
@@ -657,16 +666,7 @@ fn expired_nonce_gets_stale_then_a_new_challenge() {
     config.nonce_ttl = Duration::from_secs(30);
     let mut net = Net::new(config);
     net.add(device_config(0, "12345678", 0));
-    let authed = net
-        .sent_by_devices
-        .iter()
-        .find_map(|m| match m {
-            Message::Request(r) if r.headers.get(&HeaderName::Authorization).is_some() => {
-                Some(r.clone())
-            }
-            _ => None,
-        })
-        .unwrap();
+    let authed = authenticated_register(&net);
     // 40 s later the nonce has expired; the same credentials in a new transaction are stale.
     net.now += Duration::from_secs(40);
     let mut late = authed.clone();
@@ -678,10 +678,7 @@ fn expired_nonce_gets_stale_then_a_new_challenge() {
     late.headers.set(HeaderName::Via, via);
     net.platform
         .handle_datagram(net.now, device_addr(0), &late.to_bytes());
-    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
-        Message::Response(r) => r,
-        _ => panic!(),
-    };
+    let r = next_response(&mut net);
     assert_eq!(r.status, 401);
     let www = r.headers.get(&HeaderName::WwwAuthenticate).unwrap();
     assert!(www.contains("stale=true"), "{www}");
@@ -704,10 +701,7 @@ fn expired_nonce_gets_stale_then_a_new_challenge() {
     forged.headers.set(HeaderName::Via, via);
     net.platform
         .handle_datagram(net.now, device_addr(0), &forged.to_bytes());
-    let r = match Message::parse(&net.platform.poll_transmit().unwrap().payload).unwrap() {
-        Message::Response(r) => r,
-        _ => panic!(),
-    };
+    let r = next_response(&mut net);
     assert_eq!(r.status, 401);
     assert!(
         !r.headers
