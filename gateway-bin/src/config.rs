@@ -21,6 +21,166 @@ pub struct Config {
     pub media: MediaConfig,
     /// WebRTC egress settings.
     pub webrtc: WebrtcConfig,
+    /// Bounds on what the device network can make the gateway hold.
+    pub limits: LimitsConfig,
+    /// Storage settings.
+    pub store: StoreConfig,
+}
+
+/// `[limits]`: bounds on every table and buffer the device network can grow (each hit is
+/// counted in `sip_limit_hits_total{limit=…}`), and the digest failure throttles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest SIP datagram handled, in bytes.
+    pub max_message_size_udp: usize,
+    /// Largest SIP message on a TCP connection, in bytes.
+    pub max_message_size_tcp: usize,
+    /// Devices known (registered or provisioned); new ones past it get 503.
+    pub max_devices: usize,
+    /// Server transactions in all.
+    pub max_transactions: usize,
+    /// Server transactions from one source address.
+    pub max_transactions_per_source: usize,
+    /// TCP connections in all (also kept under the process's file limit).
+    pub max_tcp_connections: usize,
+    /// TCP connections from one address.
+    pub max_tcp_connections_per_ip: usize,
+    /// Seconds a TCP connection may stay open without carrying a registration.
+    pub tcp_idle_before_register_secs: u64,
+    /// Items kept of one catalog.
+    pub catalog_max_items: usize,
+    /// Catalog collections open for one device.
+    pub catalog_max_open_per_device: usize,
+    /// Queries and catalog collections open in all.
+    pub max_open_queries: usize,
+    /// Catalog items held by open collections in all.
+    pub catalog_max_items_in_flight: usize,
+    /// Digest failures of one device ID from one address, in `auth_window_secs`, that lock
+    /// the pair out.
+    pub auth_max_failures: u32,
+    /// Digest failures from one address (any IDs) that lock it out.
+    pub auth_max_failures_per_source: u32,
+    /// Digest failures of one device ID (any address) that lock it out for addresses it
+    /// never registered from.
+    pub auth_max_failures_per_device: u32,
+    /// The window failures are counted in, in seconds.
+    pub auth_window_secs: u64,
+    /// The first lockout, in seconds; each further one doubles.
+    pub auth_backoff_secs: u64,
+    /// The longest lockout, in seconds.
+    pub auth_max_backoff_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = gb28181::platform::Limits::default();
+        let a = gb28181::platform::AuthThrottling::default();
+        LimitsConfig {
+            max_message_size_udp: l.max_message_size_udp,
+            max_message_size_tcp: l.max_message_size_tcp,
+            max_devices: l.max_devices,
+            max_transactions: l.transactions.max_server,
+            max_transactions_per_source: l.transactions.max_server_per_source,
+            max_tcp_connections: l.max_tcp_connections,
+            max_tcp_connections_per_ip: l.max_tcp_connections_per_ip,
+            tcp_idle_before_register_secs: l.tcp_idle_before_register.as_secs(),
+            catalog_max_items: l.catalog_max_items,
+            catalog_max_open_per_device: l.catalog_max_open_per_device,
+            max_open_queries: l.max_open_queries,
+            catalog_max_items_in_flight: l.catalog_max_items_in_flight,
+            auth_max_failures: a.per_pair.max_failures,
+            auth_max_failures_per_source: a.per_source.max_failures,
+            auth_max_failures_per_device: a.per_device.max_failures,
+            auth_window_secs: a.per_pair.window.as_secs(),
+            auth_backoff_secs: a.per_pair.initial_backoff.as_secs(),
+            auth_max_backoff_secs: a.per_pair.max_backoff.as_secs(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The core's bounds.
+    pub fn platform_limits(&self) -> gb28181::platform::Limits {
+        gb28181::platform::Limits {
+            max_message_size_udp: self.max_message_size_udp,
+            max_message_size_tcp: self.max_message_size_tcp,
+            transactions: gb28181::transaction::TxLimits {
+                max_server: self.max_transactions,
+                max_server_per_source: self.max_transactions_per_source,
+            },
+            max_devices: self.max_devices,
+            max_tcp_connections: self.max_tcp_connections,
+            max_tcp_connections_per_ip: self.max_tcp_connections_per_ip,
+            tcp_idle_before_register: Duration::from_secs(self.tcp_idle_before_register_secs),
+            catalog_max_items: self.catalog_max_items,
+            catalog_max_open_per_device: self.catalog_max_open_per_device,
+            max_open_queries: self.max_open_queries,
+            catalog_max_items_in_flight: self.catalog_max_items_in_flight,
+        }
+    }
+
+    /// The core's digest throttles.
+    pub fn auth_throttling(&self) -> gb28181::platform::AuthThrottling {
+        let d = gb28181::platform::AuthThrottling::default();
+        let with = |c: gb28181::throttle::ThrottleConfig, max_failures| {
+            gb28181::throttle::ThrottleConfig {
+                max_failures,
+                window: Duration::from_secs(self.auth_window_secs.max(1)),
+                initial_backoff: Duration::from_secs(self.auth_backoff_secs.max(1)),
+                max_backoff: Duration::from_secs(
+                    self.auth_max_backoff_secs
+                        .max(self.auth_backoff_secs.max(1)),
+                ),
+                ..c
+            }
+        };
+        gb28181::platform::AuthThrottling {
+            per_pair: with(d.per_pair, self.auth_max_failures),
+            per_source: with(d.per_source, self.auth_max_failures_per_source),
+            per_device: with(d.per_device, self.auth_max_failures_per_device),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Cap on the database size in MiB (0: none, the disk is the limit).
+    pub max_size_mb: u64,
+    /// Online/offline history rows kept per device (the newest).
+    pub history_max_rows_per_device: u32,
+    /// History older than this many days is deleted.
+    pub history_retention_days: u32,
+    /// Writes queued for the store at most (then the signalling waits, the API answers 503).
+    pub write_queue: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        let d = crate::store::StoreLimits::default();
+        StoreConfig {
+            max_size_mb: 0,
+            history_max_rows_per_device: d.history_max_rows,
+            history_retention_days: (d.history_retention.as_secs() / 86_400) as u32,
+            write_queue: d.queue,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's limits.
+    pub fn store_limits(&self) -> crate::store::StoreLimits {
+        crate::store::StoreLimits {
+            max_size: (self.max_size_mb > 0).then(|| self.max_size_mb.saturating_mul(1 << 20)),
+            history_max_rows: self.history_max_rows_per_device.max(1),
+            history_retention: Duration::from_secs(
+                u64::from(self.history_retention_days.max(1)) * 86_400,
+            ),
+            queue: self.write_queue.max(16),
+        }
+    }
 }
 
 /// `[media]`: RTP/PS from devices.
@@ -178,10 +338,25 @@ pub enum UnknownDevices {
 pub struct HttpConfig {
     /// Listen address of the REST API and web pages.
     pub listen: SocketAddr,
-    /// Bearer token for `/api/v1`; generated on first start when absent.
+    /// Bearer token for `/api/v1` (at least 16 characters); generated on first start when
+    /// absent.
     pub api_token: Option<String>,
     /// How long `POST …/catalog`, `…/info` and `…/status` wait, in seconds.
     pub query_wait_secs: u64,
+    /// Origins allowed to call the API from a browser page (CORS). None by default: the
+    /// player and console are served from the gateway itself.
+    pub cors_origins: Vec<String>,
+    /// Seconds a client has to send a request's headers (slow clients are dropped).
+    pub header_read_timeout_secs: u64,
+    /// Open HTTP connections at most (further clients wait in the listen backlog).
+    pub max_connections: usize,
+    /// On shutdown, seconds open requests get to finish before they are cut.
+    pub shutdown_grace_secs: u64,
+    /// Failed token attempts from one address in `auth_window_secs` before it is refused
+    /// (429) for a growing back-off.
+    pub auth_max_failures: u32,
+    /// The window failed attempts are counted in, in seconds.
+    pub auth_window_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -190,9 +365,18 @@ impl Default for HttpConfig {
             listen: "0.0.0.0:8080".parse().unwrap_or_else(|_| unreachable!()),
             api_token: None,
             query_wait_secs: 35,
+            cors_origins: Vec::new(),
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
+            shutdown_grace_secs: 5,
+            auth_max_failures: 10,
+            auth_window_secs: 60,
         }
     }
 }
+
+/// Shortest API token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 impl SipConfig {
     /// The realm: configured, or the first 10 digits of the ID.
@@ -281,6 +465,25 @@ impl Config {
                 reason: format!("`{}`: expected strict or latch", self.media.ssrc_policy),
             });
         }
+        if let Some(t) = &self.http.api_token
+            && t.chars().count() < MIN_TOKEN_LEN
+        {
+            return Err(ConfigError::Invalid {
+                key: "http.api_token",
+                reason: format!(
+                    "a token of {} characters is too easy to guess: use at least {MIN_TOKEN_LEN} (or leave it out to have one generated)",
+                    t.chars().count()
+                ),
+            });
+        }
+        for origin in &self.http.cors_origins {
+            if origin.parse::<axum::http::HeaderValue>().is_err() || origin == "*" {
+                return Err(ConfigError::Invalid {
+                    key: "http.cors_origins",
+                    reason: format!("`{origin}` is not an origin like https://console.example"),
+                });
+            }
+        }
         if self.sip.utc_offset_hours > 14 {
             return Err(ConfigError::Invalid {
                 key: "sip.utc_offset_hours",
@@ -309,7 +512,13 @@ mod tests {
             keepalive_interval_secs = 30
             [http]
             listen = "127.0.0.1:9000"
-            api_token = "t"
+            api_token = "a-long-enough-token"
+            cors_origins = ["https://console.example"]
+            [limits]
+            max_devices = 1000
+            auth_max_failures = 3
+            [store]
+            max_size_mb = 64
             "#,
         )
         .unwrap();
@@ -318,6 +527,21 @@ mod tests {
         assert_eq!(c.sip.unknown_devices, UnknownDevices::Reject);
         assert_eq!(c.http.listen.port(), 9000);
         assert_eq!(c.sip.keepalive_max_missed, 3);
+        assert_eq!(c.limits.platform_limits().max_devices, 1000);
+        assert_eq!(c.limits.auth_throttling().per_pair.max_failures, 3);
+        assert_eq!(c.store.store_limits().max_size, Some(64 << 20));
+    }
+
+    #[test]
+    fn refuses_short_tokens_and_wildcard_origins() {
+        let mut c = Config::default();
+        c.http.api_token = Some("short".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("http.api_token") && e.contains("16"), "{e}");
+        c.http.api_token = Some("0123456789abcdef".into());
+        c.validate().unwrap();
+        c.http.cors_origins = vec!["*".into()];
+        assert!(c.validate().is_err());
     }
 
     #[test]

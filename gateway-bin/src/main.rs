@@ -3,6 +3,7 @@
 
 mod api;
 mod config;
+mod http;
 mod live;
 mod registry;
 mod signalling;
@@ -13,11 +14,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use clap::Parser;
+use gb28181::clock::SystemClock;
 use gb28181::net::SipServer;
-use gb28181::platform::{DeviceSettings, Platform, PlatformConfig, UnknownDevicePolicy};
+use gb28181::platform::{Platform, PlatformConfig, UnknownDevicePolicy};
 use rand::RngCore;
 use tracing::{error, info, warn};
 
@@ -25,6 +27,23 @@ use crate::config::{Config, UnknownDevices};
 use crate::registry::{DeviceRecord, Registry};
 use crate::signalling::Signalling;
 use crate::store::{Store, StoreHandle, millis};
+
+/// Descriptors kept free of SIP connections (HTTP, media, WebRTC, the database).
+const RESERVED_FDS: u64 = 1024;
+
+/// Raise the soft limit on open files to the hard limit: every TCP device is one descriptor.
+/// Returns the limit now in force.
+fn raise_nofile_limit() -> Option<u64> {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft)
+        }
+    }
+}
 
 /// GB/T 28181 gateway: device registry, REST API.
 #[derive(Debug, Parser)]
@@ -158,14 +177,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         cfg.webrtc.udp_port = v;
     }
     cfg.validate()?;
+    let nofile = raise_nofile_limit();
 
     let data_dir = cfg
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("data"));
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let store = Store::open(&data_dir)
+    let store = Store::open(&data_dir, cfg.store.store_limits())
         .map_err(|e| format!("cannot open the store in {}: {e}", data_dir.display()))?;
 
     let (password, new_password) = secret(&store, cfg.sip.password.clone(), "sip_password", 6)?;
@@ -188,12 +206,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let mut provisioned = Vec::new();
     for row in rows {
         let items = items_by_device.remove(&row.device_id).unwrap_or_default();
-        let settings = DeviceSettings {
-            password: row.password.clone(),
-            charset: row.charset.as_deref().and_then(|c| c.parse().ok()),
-        };
-        provisioned.push((row.device_id.clone(), settings));
-        registry.insert(DeviceRecord::from_row(row, items));
+        let record = DeviceRecord::from_row(row, items);
+        provisioned.push((record.device_id.clone(), record.settings()));
+        registry.insert(record);
     }
 
     let announce = match (cfg.sip.announce_ip, cfg.sip.listen.ip()) {
@@ -230,7 +245,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     pc.catalog_page_timeout = Duration::from_secs(cfg.sip.catalog_page_timeout_secs.max(1));
     pc.utc_offset = Duration::from_secs(u64::from(cfg.sip.utc_offset_hours) * 3600);
     pc.auto_query = cfg.sip.auto_query;
-    let mut core = Platform::new(pc, Instant::now(), SystemTime::now());
+    pc.limits = cfg.limits.platform_limits();
+    pc.auth = cfg.limits.auth_throttling();
+    if let Some(n) = nofile {
+        let room = usize::try_from(n.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+        if pc.limits.max_tcp_connections > room {
+            warn!(
+                configured = pc.limits.max_tcp_connections,
+                open_file_limit = n,
+                "limits.max_tcp_connections lowered to fit the open-file limit"
+            );
+            pc.limits.max_tcp_connections = room.max(1);
+        }
+    }
+    let mut core = Platform::new(pc, SystemClock);
     for (id, settings) in provisioned {
         core.provision(&id, settings);
     }
@@ -297,6 +325,11 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             egress: egress_tx,
             default_transport,
         },
+        token_failures: api::token_throttle(
+            cfg.http.auth_max_failures.max(1),
+            Duration::from_secs(cfg.http.auth_window_secs.max(1)),
+        ),
+        cors_origins: cfg.http.cors_origins.clone(),
     };
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
@@ -320,6 +353,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  WEBRTC udp {webrtc_bind} (candidate {webrtc_announce})");
     println!("  data  {}", data_dir.display());
+    // Shown once, on the terminal (never through the log); kept in the data directory.
     if new_password {
         println!("  generated SIP device password: {password}");
     }
@@ -333,21 +367,39 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let stop = shutdown_signal(term);
     #[cfg(not(unix))]
     let stop = shutdown_signal();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop);
-    if let Err(e) = server.await {
-        error!(error = %e, "HTTP server failed");
-    }
+    let limits = http::HttpLimits {
+        header_read_timeout: Duration::from_secs(cfg.http.header_read_timeout_secs.max(1)),
+        max_connections: cfg.http.max_connections.max(1),
+        shutdown_grace: Duration::from_secs(cfg.http.shutdown_grace_secs),
+    };
+    http::serve(listener, app, limits, stop).await;
     info!("shutting down");
     signalling.shutdown().await;
-    if let Ok(core) = sip_task.await {
-        let now = millis(SystemTime::now());
-        for d in core.devices().filter(|d| d.online) {
-            let id = d.id.clone();
-            store.write(move |s| s.add_event(&id, now, "offline", Some("gateway_shutdown")));
+    match tokio::time::timeout(Duration::from_secs(10), sip_task).await {
+        Ok(Ok(core)) => {
+            let now = millis(SystemTime::now());
+            let online: Vec<String> = core
+                .devices()
+                .filter(|d| d.online)
+                .map(|d| d.id.clone())
+                .collect();
+            info!(
+                devices = online.len(),
+                "recording devices offline at shutdown"
+            );
+            store.write(move |s| {
+                for id in &online {
+                    s.add_event(id, now, "offline", Some("gateway_shutdown"))?;
+                }
+                Ok(())
+            });
         }
+        Ok(Err(e)) => error!(error = %e, "signalling task failed"),
+        Err(_) => warn!("signalling did not stop in time; shutdown events not written"),
     }
     let flush = store.clone();
-    let _ = tokio::task::spawn_blocking(move || flush.flush_blocking()).await;
+    let _ =
+        tokio::task::spawn_blocking(move || flush.flush_blocking(Duration::from_secs(10))).await;
     info!("stopped");
     Ok(())
 }

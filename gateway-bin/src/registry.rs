@@ -32,7 +32,19 @@ pub struct DeviceRecord {
     pub charset: Option<String>,
     pub catalog_complete: Option<bool>,
     pub catalog_updated_at: Option<SystemTime>,
+    /// CIDR ranges that may speak for the device besides its registration source.
+    pub trusted_sources: Vec<String>,
     pub items: Arc<Vec<ItemRow>>,
+}
+
+/// Split a stored comma-separated list of CIDR ranges.
+pub fn split_sources(s: Option<&str>) -> Vec<String> {
+    s.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl DeviceRecord {
@@ -58,7 +70,21 @@ impl DeviceRecord {
             charset: row.charset,
             catalog_complete: row.catalog_complete,
             catalog_updated_at: row.catalog_updated_at.map(from_millis),
+            trusted_sources: split_sources(row.trusted_sources.as_deref()),
             items: Arc::new(items),
+        }
+    }
+
+    /// The settings the signalling core needs.
+    pub fn settings(&self) -> gb28181::platform::DeviceSettings {
+        gb28181::platform::DeviceSettings {
+            password: self.password.clone(),
+            charset: self.charset.as_deref().and_then(|c| c.parse().ok()),
+            trusted_sources: self
+                .trusted_sources
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
         }
     }
 
@@ -88,6 +114,7 @@ impl DeviceRecord {
             catalog_updated_at: self.catalog_updated_at.map(rfc3339),
             charset: self.charset.clone(),
             has_password: self.password.is_some(),
+            trusted_sources: self.trusted_sources.clone(),
         }
     }
 }
@@ -113,6 +140,7 @@ pub struct DeviceView {
     pub catalog_updated_at: Option<String>,
     pub charset: Option<String>,
     pub has_password: bool,
+    pub trusted_sources: Vec<String>,
 }
 
 /// `GET /api/v1/devices/{id}/channels` entries.

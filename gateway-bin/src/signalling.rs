@@ -2,25 +2,26 @@
 //! events into registry updates and store writes, and answers API queries.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gb28181::manscdp::{DeviceInfo, DeviceStatus};
 use gb28181::net::{Handle, Shell, SipServer};
 use gb28181::platform::{
-    CatalogResult, CommandError, DeviceSettings, InviteParams, Platform, PlatformEvent, QueryError,
-    QueryId, SessionId,
+    CatalogResult, CommandError, DeviceSettings, InviteParams, Lockouts, Platform, PlatformEvent,
+    PlatformStats, QueryError, QueryId, SessionId,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::live::hub::LiveError;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 use crate::registry::{Registry, item_row};
 use crate::store::{DeviceRow, StoreHandle, millis};
 
 /// What a query produced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum QueryOutcome {
     /// A catalog.
     Catalog(CatalogResult),
@@ -41,6 +42,9 @@ pub enum QueryFailure {
     /// The device is offline.
     #[error("device {0} is offline")]
     Offline(String),
+    /// Too many queries are open; try again later.
+    #[error("too many open queries ({0})")]
+    Busy(&'static str),
     /// The device did not answer in time.
     #[error("{0}")]
     Device(QueryError),
@@ -52,7 +56,23 @@ pub enum QueryFailure {
     Stopped,
 }
 
-type Waiters = Arc<Mutex<HashMap<QueryId, oneshot::Sender<QueryOutcome>>>>;
+/// Callers waiting for a query's outcome (several when a query joined an open one).
+type Waiters = Arc<Mutex<HashMap<QueryId, Vec<oneshot::Sender<QueryOutcome>>>>>;
+
+/// What the security view shows: refusals and lockouts of the signalling core.
+#[derive(Debug, Clone)]
+pub struct SecuritySnapshot {
+    /// Sources refused for claiming a device they are not, with counts.
+    pub refused_sources: Vec<(IpAddr, u64)>,
+    /// Sources of digest failures, with counts.
+    pub auth_failure_sources: Vec<(IpAddr, u64)>,
+    /// What the digest throttles hold locked now.
+    pub lockouts: Lockouts,
+    /// The core's counters.
+    pub stats: PlatformStats,
+    /// Live (client, server) transactions and TCP connections.
+    pub load: (usize, usize, usize),
+}
 
 /// Which query to run.
 #[derive(Debug, Clone, Copy)]
@@ -88,11 +108,14 @@ impl Signalling {
             store,
             waiters: waiters.clone(),
             calls,
+            keepalives: HashMap::new(),
+            next_keepalive_flush: Instant::now() + KEEPALIVE_FLUSH,
         };
-        let task = tokio::spawn(shell.run(move |core: &mut Platform, _now| {
+        let task = tokio::spawn(shell.run(move |core: &mut Platform, now| {
             while let Some(ev) = core.poll_event() {
                 sink.handle(ev);
             }
+            sink.flush_keepalives(now, false);
         }));
         (Signalling { handle, waiters }, task)
     }
@@ -118,7 +141,7 @@ impl Signalling {
                 if let Ok(q) = &r
                     && let Ok(mut w) = waiters.lock()
                 {
-                    w.insert(*q, tx);
+                    w.entry(*q).or_default().push(tx);
                 }
                 r
             })
@@ -128,14 +151,20 @@ impl Signalling {
             Ok(q) => q,
             Err(CommandError::UnknownDevice(d)) => return Err(QueryFailure::UnknownDevice(d)),
             Err(CommandError::Offline(d)) => return Err(QueryFailure::Offline(d)),
+            Err(CommandError::Busy(limit)) => return Err(QueryFailure::Busy(limit.as_str())),
         };
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(QueryOutcome::Failed(e))) => Err(QueryFailure::Device(e)),
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(_)) => Err(QueryFailure::Stopped),
             Err(_) => {
-                if let Ok(mut w) = self.waiters.lock() {
-                    w.remove(&query);
+                if let Ok(mut w) = self.waiters.lock()
+                    && let Some(list) = w.get_mut(&query)
+                {
+                    list.retain(|tx| !tx.is_closed());
+                    if list.is_empty() {
+                        w.remove(&query);
+                    }
                 }
                 Err(QueryFailure::Timeout(wait))
             }
@@ -152,6 +181,9 @@ impl Signalling {
         r.map_err(|e| match e {
             CommandError::UnknownDevice(d) => LiveError::UnknownDevice(d),
             CommandError::Offline(d) => LiveError::Offline(d),
+            CommandError::Busy(limit) => {
+                LiveError::Refused(format!("gateway busy ({})", limit.as_str()))
+            }
         })
     }
 
@@ -176,6 +208,24 @@ impl Signalling {
         }
     }
 
+    /// Refusals, lockouts and load of the core, for the security view.
+    pub async fn security(&self) -> Option<SecuritySnapshot> {
+        self.handle
+            .call(|core: &mut Platform, now| SecuritySnapshot {
+                refused_sources: core.refused_sources(),
+                auth_failure_sources: core.auth_failure_sources(),
+                lockouts: core.auth_lockouts(now),
+                stats: core.stats().clone(),
+                load: core.load(),
+            })
+            .await
+    }
+
+    /// The shell's counters (connections it closed on its own).
+    pub fn shell_stats(&self) -> &gb28181::net::ShellStats {
+        self.handle.stats()
+    }
+
     /// Provision a device in the core.
     pub async fn provision(&self, device_id: String, settings: DeviceSettings) -> bool {
         self.handle
@@ -198,19 +248,40 @@ impl Signalling {
     }
 }
 
+/// Keepalives are written to the store at most this often (the registry has them at once).
+const KEEPALIVE_FLUSH: Duration = Duration::from_secs(5);
+
 struct EventSink {
     registry: Registry,
     store: StoreHandle,
     waiters: Waiters,
     calls: mpsc::UnboundedSender<PlatformEvent>,
+    /// Last keepalive per device since the last write.
+    keepalives: HashMap<String, i64>,
+    next_keepalive_flush: Instant,
 }
 
 impl EventSink {
     fn resolve(&self, query: QueryId, outcome: QueryOutcome) {
-        let waiter = self.waiters.lock().ok().and_then(|mut w| w.remove(&query));
-        if let Some(tx) = waiter {
-            let _ = tx.send(outcome);
+        let waiters = self.waiters.lock().ok().and_then(|mut w| w.remove(&query));
+        let mut waiters = waiters.unwrap_or_default();
+        if let Some(last) = waiters.pop() {
+            for tx in waiters {
+                let _ = tx.send(outcome.clone());
+            }
+            let _ = last.send(outcome);
         }
+    }
+
+    /// Write the keepalives seen since the last write, as one operation (10,000 devices'
+    /// keepalives a second would otherwise be 10,000 writes a second).
+    fn flush_keepalives(&mut self, now: Instant, force: bool) {
+        if self.keepalives.is_empty() || (!force && now < self.next_keepalive_flush) {
+            return;
+        }
+        self.next_keepalive_flush = now + KEEPALIVE_FLUSH;
+        let seen: Vec<(String, i64)> = self.keepalives.drain().collect();
+        self.store.write(move |s| s.save_keepalives(&seen));
     }
 
     fn handle(&mut self, ev: PlatformEvent) {
@@ -253,7 +324,8 @@ impl EventSink {
             }
             PlatformEvent::Online { device_id, at } => {
                 metrics::counter!("device_online_transitions_total").increment(1);
-                self.registry.update(&device_id, |r| r.online = true);
+                self.registry
+                    .update_existing(&device_id, |r| r.online = true);
                 self.store
                     .write(move |s| s.add_event(&device_id, millis(at), "online", None));
             }
@@ -277,15 +349,16 @@ impl EventSink {
             PlatformEvent::Keepalive { device_id, at } => {
                 self.registry
                     .update_existing(&device_id, |r| r.last_keepalive_at = Some(at));
-                self.store
-                    .write(move |s| s.save_keepalive(&device_id, millis(at)));
+                self.keepalives.insert(device_id, millis(at));
             }
             PlatformEvent::AuthFailed {
                 device_id,
                 remote,
                 reason,
             } => {
-                warn!(%device_id, %remote, ?reason, "registration refused");
+                // The core logs failures itself, summarised; one line per attempt would let
+                // a flood flood the log.
+                debug!(%device_id, %remote, reason = reason.as_str(), "registration refused");
             }
             PlatformEvent::DeviceInfo {
                 query,
@@ -343,7 +416,7 @@ impl EventSink {
                     }
                 }
                 let at = std::time::SystemTime::now();
-                info!(%device_id, items = items.len(), complete, "catalog stored");
+                debug!(%device_id, items = items.len(), complete, "catalog stored");
                 let shared = Arc::new(items);
                 let for_store = shared.clone();
                 self.registry.update_existing(&device_id, |r| {

@@ -103,8 +103,14 @@ impl Env {
         device
     }
 
-    fn channel(device: &str, index: u32) -> String {
-        format!("{}132{}{:02}", &device[..10], &device[15..20], index)
+    /// The `index`-th channel (1-based, catalog order) of `device`, from the API.
+    fn channel(&self, device: &str, index: u32) -> String {
+        let (status, list) = get(&self.gw.url(&format!("/api/v1/devices/{device}/channels")));
+        assert_eq!(status, 200, "{list}");
+        list[index as usize - 1]["channel_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{device} has no channel {index}: {list}"))
+            .to_owned()
     }
 
     /// Run the browser driver and return its sessions.
@@ -164,7 +170,7 @@ fn plays_h264_main_and_high_over_udp_tcp_passive_and_tcp_active() {
     let high = env.sim(2, 3, "testsrc2_h264_high_640x360_aud.h264", &[]);
     for (i, transport) in ["udp", "tcp-passive", "tcp-active"].into_iter().enumerate() {
         for device in [&main, &high] {
-            let ch = Env::channel(device, i as u32 + 1);
+            let ch = env.channel(device, i as u32 + 1);
             let s = env.play(device, &ch, &["--transport", transport, "--frames", "40"]);
             assert_eq!(s.len(), 1);
             assert_played(&s[0], &format!("{transport} {device}"));
@@ -196,7 +202,7 @@ fn pcma_audio_reaches_the_browser() {
     );
     let s = env.play(
         &dev,
-        &Env::channel(&dev, 1),
+        &env.channel(&dev, 1),
         &["--expect-audio", "--frames", "30"],
     );
     assert_played(&s[0], "with PCMA");
@@ -207,7 +213,7 @@ fn pcma_audio_reaches_the_browser() {
 fn two_viewers_share_one_invite_and_one_bye_follows_the_linger() {
     let mut env = Env::start("share", "[media]\nlinger_secs = 2\n");
     let dev = env.sim(4, 1, "testsrc2_h264_main_640x360.h264", &[]);
-    let ch = Env::channel(&dev, 1);
+    let ch = env.channel(&dev, 1);
     let invites = |env: &Env| env.counter("sip_messages_out_total", "method=\"INVITE\"");
     let byes = |env: &Env| env.counter("sip_messages_out_total", "method=\"BYE\"");
     let s = env.play(
@@ -241,13 +247,13 @@ fn a_silent_device_and_a_wrong_ssrc_give_clear_errors() {
     let wrong = env.sim(6, 1, "testsrc2_h264_main_640x360.h264", &["--wrong-ssrc"]);
     let s = env.play(
         &silent,
-        &Env::channel(&silent, 1),
+        &env.channel(&silent, 1),
         &["--timeout-ms", "15000"],
     );
     let err = s[0]["error"].as_str().unwrap_or("");
     assert!(err.contains("no media from the device"), "{}", s[0]);
     assert!(err.contains("no packets arrived"), "{}", s[0]);
-    let s = env.play(&wrong, &Env::channel(&wrong, 1), &["--timeout-ms", "15000"]);
+    let s = env.play(&wrong, &env.channel(&wrong, 1), &["--timeout-ms", "15000"]);
     let err = s[0]["error"].as_str().unwrap_or("");
     assert!(err.contains("SSRC mismatch"), "{}", s[0]);
     // The failed sessions were hung up.
@@ -258,7 +264,7 @@ fn a_silent_device_and_a_wrong_ssrc_give_clear_errors() {
 fn h265_without_browser_support_is_a_clear_http_error() {
     let mut env = Env::start("h265", "");
     let dev = env.sim(7, 1, "testsrc2_h265_main_640x360.h265", &[]);
-    let s = env.play(&dev, &Env::channel(&dev, 1), &["--timeout-ms", "15000"]);
+    let s = env.play(&dev, &env.channel(&dev, 1), &["--timeout-ms", "15000"]);
     let err = s[0]["error"].as_str().unwrap_or("");
     assert!(err.contains("cannot receive H265"), "{}", s[0]);
 }
@@ -275,7 +281,7 @@ fn viewers_are_told_when_the_device_goes_away() {
         "testsrc2_h264_main_640x360.h264",
         &["--keepalive", "1"],
     );
-    let ch = Env::channel(&dev, 1);
+    let ch = env.channel(&dev, 1);
     let (http, sims) = (env.gw.http, std::mem::take(&mut env.sims));
     let player = std::thread::spawn({
         let dev = dev.clone();

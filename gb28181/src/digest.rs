@@ -18,6 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use md5::{Digest as _, Md5};
@@ -363,31 +364,60 @@ fn parse_digest_params(value: &str) -> Result<Vec<(String, String)>, DigestError
 /// Why a nonce was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NonceCheck {
-    /// Issued by us, not expired, not replayed: the response may now be verified.
+    /// Issued by us to this address, not expired, not replayed: the response may now be
+    /// verified.
     Fresh,
-    /// Issued by us but expired or already used with this count: answer 401 `stale=true`.
+    /// Issued by us to this address but expired or already used with this count: verify the
+    /// response, and answer 401 `stale=true` when it is right (RFC 2617 §3.2.1).
     Stale,
-    /// Never issued by us (or forgotten): answer a new 401.
+    /// Never issued by us, forgotten, burnt after a failure, or issued to another address:
+    /// answer a new 401 without evaluating the response (it tells nothing about the password).
     Unknown,
 }
 
 #[derive(Debug)]
 struct NonceEntry {
     issued: Instant,
+    /// The address the challenge went to: only it may answer with this nonce.
+    to: Option<IpAddr>,
     /// Highest nonce count accepted so far; 0 = unused.
     last_nc: u32,
 }
 
-/// Nonces issued in 401 challenges, with a lifetime and replay protection (RFC 2617 §4.5).
+/// Nonces issued in 401 challenges, with a lifetime, replay protection (RFC 2617 §4.5) and
+/// the address each was issued to.
 ///
 /// Without qop a nonce is good for one request; with qop each request must carry a higher
-/// nonce count than the last. The store is bounded: the oldest nonces are forgotten first.
+/// nonce count than the last. A nonce answered with a wrong response is burnt. The store is
+/// bounded: the oldest nonces are forgotten first.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use gb28181::digest::{NonceCheck, NonceStore};
+/// let now = Instant::now();
+/// let mut store = NonceStore::new(Duration::from_secs(300), 1000);
+/// let device = "192.0.2.7".parse().unwrap();
+/// let nonce = store.issue_to(now, device);
+/// assert_eq!(store.check(&nonce, 0, now, device), NonceCheck::Fresh);
+/// assert_eq!(store.check(&nonce, 0, now, "192.0.2.8".parse().unwrap()), NonceCheck::Unknown);
+/// assert_eq!(store.check("0123456789abcdef0123456789abcdef", 0, now, device), NonceCheck::Unknown);
+/// store.burn(&nonce);
+/// assert_eq!(store.check(&nonce, 0, now, device), NonceCheck::Unknown);
+/// ```
 #[derive(Debug)]
 pub struct NonceStore {
     ttl: Duration,
     capacity: usize,
-    entries: HashMap<String, NonceEntry>,
-    order: VecDeque<(Instant, String)>,
+    entries: HashMap<u128, NonceEntry>,
+    order: VecDeque<(Instant, u128)>,
+}
+
+/// Our nonces are 32 lower-case hex digits (128 random bits); anything else is not ours.
+fn nonce_key(nonce: &str) -> Option<u128> {
+    if nonce.len() != 32 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(nonce, 16).ok()
 }
 
 impl NonceStore {
@@ -401,8 +431,18 @@ impl NonceStore {
         }
     }
 
-    /// Issue a new random nonce at `now`.
+    /// Issue a new random nonce at `now`, good from any address.
     pub fn issue(&mut self, now: Instant) -> String {
+        self.insert(now, None)
+    }
+
+    /// Issue a new random nonce at `now` for a challenge sent to `to`: only a response from
+    /// that address is evaluated.
+    pub fn issue_to(&mut self, now: Instant, to: IpAddr) -> String {
+        self.insert(now, Some(to))
+    }
+
+    fn insert(&mut self, now: Instant, to: Option<IpAddr>) -> String {
         self.expire(now);
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {
@@ -414,33 +454,46 @@ impl NonceStore {
         }
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
-        let nonce = hex::encode(raw);
+        let key = u128::from_be_bytes(raw);
         self.entries.insert(
-            nonce.clone(),
+            key,
             NonceEntry {
                 issued: now,
+                to,
                 last_nc: 0,
             },
         );
-        self.order.push_back((now, nonce.clone()));
-        nonce
+        self.order.push_back((now, key));
+        format!("{key:032x}")
     }
 
-    /// Check a nonce before verifying the response (does not consume it).
-    pub fn check(&self, nonce: &str, nc: u32, now: Instant) -> NonceCheck {
-        match self.entries.get(nonce) {
-            None => NonceCheck::Unknown,
-            Some(e) if now.saturating_duration_since(e.issued) > self.ttl => NonceCheck::Stale,
-            Some(e) if e.last_nc > 0 && nc <= e.last_nc => NonceCheck::Stale,
-            Some(_) => NonceCheck::Fresh,
+    /// Check a nonce answered from `from` before verifying the response (does not consume it).
+    pub fn check(&self, nonce: &str, nc: u32, now: Instant, from: IpAddr) -> NonceCheck {
+        let Some(e) = nonce_key(nonce).and_then(|k| self.entries.get(&k)) else {
+            return NonceCheck::Unknown;
+        };
+        if e.to.is_some_and(|to| to != from) {
+            return NonceCheck::Unknown;
         }
+        if now.saturating_duration_since(e.issued) > self.ttl || (e.last_nc > 0 && nc <= e.last_nc)
+        {
+            return NonceCheck::Stale;
+        }
+        NonceCheck::Fresh
     }
 
     /// Record that a request with this nonce and count was accepted (replay protection).
     /// Without qop pass `nc = 0`: the nonce is then used up.
     pub fn consume(&mut self, nonce: &str, nc: u32) {
-        if let Some(e) = self.entries.get_mut(nonce) {
+        if let Some(e) = nonce_key(nonce).and_then(|k| self.entries.get_mut(&k)) {
             e.last_nc = if nc == 0 { u32::MAX } else { nc };
+        }
+    }
+
+    /// Forget a nonce that was answered with a wrong response: one guess per challenge.
+    pub fn burn(&mut self, nonce: &str) {
+        if let Some(k) = nonce_key(nonce) {
+            self.entries.remove(&k);
         }
     }
 
@@ -534,30 +587,46 @@ mod tests {
         }
     }
 
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
     #[test]
     fn nonce_expiry_and_replay() {
         let t0 = Instant::now();
         let mut store = NonceStore::new(Duration::from_secs(60), 100);
         let n = store.issue(t0);
-        assert_eq!(store.check(&n, 0, t0), NonceCheck::Fresh);
+        assert_eq!(store.check(&n, 0, t0, IP), NonceCheck::Fresh);
         store.consume(&n, 0);
-        assert_eq!(store.check(&n, 0, t0), NonceCheck::Stale, "replay");
+        assert_eq!(store.check(&n, 0, t0, IP), NonceCheck::Stale, "replay");
         let q = store.issue(t0);
         store.consume(&q, 1);
-        assert_eq!(store.check(&q, 1, t0), NonceCheck::Stale, "same nc");
-        assert_eq!(store.check(&q, 2, t0), NonceCheck::Fresh);
+        assert_eq!(store.check(&q, 1, t0, IP), NonceCheck::Stale, "same nc");
+        assert_eq!(store.check(&q, 2, t0, IP), NonceCheck::Fresh);
         let late = t0 + Duration::from_secs(61);
-        assert_eq!(store.check(&q, 2, late), NonceCheck::Stale, "expired");
+        assert_eq!(store.check(&q, 2, late, IP), NonceCheck::Stale, "expired");
         store.expire(late);
         assert_eq!(
-            store.check(&q, 2, late),
+            store.check(&q, 2, late, IP),
             NonceCheck::Stale,
             "still recognised"
         );
         let later = t0 + Duration::from_secs(121);
         store.expire(later);
-        assert_eq!(store.check(&q, 2, later), NonceCheck::Unknown);
-        assert_eq!(store.check("nope", 0, t0), NonceCheck::Unknown);
+        assert_eq!(store.check(&q, 2, later, IP), NonceCheck::Unknown);
+        assert_eq!(store.check("nope", 0, t0, IP), NonceCheck::Unknown);
+    }
+
+    #[test]
+    fn nonces_are_bound_to_their_address_and_burnt() {
+        let t0 = Instant::now();
+        let mut store = NonceStore::new(Duration::from_secs(60), 100);
+        let other: IpAddr = "192.0.2.99".parse().unwrap();
+        let n = store.issue_to(t0, IP);
+        assert_eq!(store.check(&n, 0, t0, other), NonceCheck::Unknown);
+        assert_eq!(store.check(&n, 0, t0, IP), NonceCheck::Fresh);
+        store.burn(&n);
+        assert_eq!(store.check(&n, 0, t0, IP), NonceCheck::Unknown);
+        let unbound = store.issue(t0);
+        assert_eq!(store.check(&unbound, 0, t0, other), NonceCheck::Fresh);
     }
 
     #[test]
@@ -569,6 +638,6 @@ mod tests {
             store.issue(t0);
         }
         assert_eq!(store.len(), 3);
-        assert_eq!(store.check(&first, 0, t0), NonceCheck::Unknown);
+        assert_eq!(store.check(&first, 0, t0, IP), NonceCheck::Unknown);
     }
 }

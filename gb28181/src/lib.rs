@@ -15,8 +15,11 @@
 //! - [`device`]: the device role: registration, keepalive and query answers, used by simulators
 //!   and for cascading to an upper platform.
 //! - [`ua`]: request/response building shared by both roles, RFC 3581 Via stamping, GB dates.
+//! - [`clock`]: wall-clock time injected into the cores (system clock or a manual one).
+//! - [`throttle`]: failure throttling with growing back-off (digest and API failures).
 //! - `net` (feature `tokio`): a UDP + TCP transport shell that drives a sans-IO core.
 
+pub mod clock;
 pub mod device;
 pub mod digest;
 pub mod id;
@@ -26,6 +29,7 @@ pub mod net;
 pub mod platform;
 pub mod sdp;
 pub mod sip;
+pub mod throttle;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

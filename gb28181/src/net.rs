@@ -2,15 +2,21 @@
 //! address (RFC 3261 §18), connections kept open so that a device registered over TCP is
 //! reached over the same connection.
 //!
+//! Every queue is bounded: bytes read from connections wait in a bounded channel (a slow
+//! core slows the readers, and TCP flow control the peers); each connection's outgoing
+//! queue holds at most [`WRITE_QUEUE`] messages, and a peer that does not read is
+//! disconnected. The core decides which accepted connections to keep
+//! ([`SipCore::handle_connection_opened`]).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use std::time::{Instant, SystemTime};
+//! use gb28181::clock::SystemClock;
 //! use gb28181::net::{SipServer, Shell};
 //! use gb28181::platform::{Platform, PlatformConfig};
 //!
 //! let server = SipServer::bind("0.0.0.0:5060".parse().unwrap()).await?;
 //! let config = PlatformConfig::new("34020000002000000001", "192.0.2.1", 5060, "12345678");
-//! let core = Platform::new(config, Instant::now(), SystemTime::now());
+//! let core = Platform::new(config, SystemClock);
 //! let (shell, _commands) = Shell::new(server, core);
 //! shell
 //!     .run(|core: &mut Platform, _now| {
@@ -26,6 +32,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -33,7 +40,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use crate::device::Device;
 use crate::platform::Platform;
@@ -43,6 +50,15 @@ use crate::transport::{ConnId, Transmit, Transport};
 pub trait SipCore: Send + 'static {
     /// A UDP datagram arrived.
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// A TCP connection was accepted; `false` refuses it (the shell closes it at once).
+    fn handle_connection_opened(
+        &mut self,
+        _now: Instant,
+        _conn: ConnId,
+        _remote: SocketAddr,
+    ) -> bool {
+        true
+    }
     /// Bytes arrived on a TCP connection.
     fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]);
     /// A TCP connection closed.
@@ -62,6 +78,9 @@ pub trait SipCore: Send + 'static {
 impl SipCore for Platform {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         Platform::handle_datagram(self, now, from, data)
+    }
+    fn handle_connection_opened(&mut self, now: Instant, conn: ConnId, remote: SocketAddr) -> bool {
+        Platform::handle_connection_opened(self, now, conn, remote)
     }
     fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
         Platform::handle_stream(self, now, conn, from, data)
@@ -98,6 +117,9 @@ impl SipCore for Device {
     }
     fn poll_transmit(&mut self) -> Option<Transmit> {
         Device::poll_transmit(self)
+    }
+    fn poll_close(&mut self) -> Option<ConnId> {
+        Device::poll_close(self)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Device::poll_timeout(self)
@@ -175,12 +197,14 @@ pub enum Command<C> {
 /// A handle to send [`Command`]s to a running [`Shell`].
 pub struct Handle<C> {
     tx: mpsc::Sender<Command<C>>,
+    stats: Arc<ShellStats>,
 }
 
 impl<C> Clone for Handle<C> {
     fn clone(&self) -> Self {
         Handle {
             tx: self.tx.clone(),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -208,7 +232,19 @@ impl<C: Send + 'static> Handle<C> {
     pub async fn shutdown(&self) {
         let _ = self.tx.send(Command::Shutdown).await;
     }
+
+    /// The shell's own counters.
+    pub fn stats(&self) -> &ShellStats {
+        &self.stats
+    }
 }
+
+/// Messages waiting to be written on one connection; a peer that lets more pile up does not
+/// read and is disconnected.
+pub const WRITE_QUEUE: usize = 256;
+
+/// Reads (and accepts) waiting for the core.
+const EVENT_QUEUE: usize = 4096;
 
 enum ConnEvent {
     Data(ConnId, SocketAddr, Bytes),
@@ -216,10 +252,22 @@ enum ConnEvent {
     Accepted(TcpStream, SocketAddr),
 }
 
+/// What a finished outgoing connection attempt reports.
+type Connected<C> = (ConnectFn<C>, SocketAddr, io::Result<TcpStream>);
+
 struct Conn {
     remote: SocketAddr,
-    writer: mpsc::UnboundedSender<Bytes>,
+    writer: mpsc::Sender<Bytes>,
     reader: JoinHandle<()>,
+}
+
+/// Counters of the shell (connections it closed on its own).
+#[derive(Debug, Default)]
+pub struct ShellStats {
+    /// Accepted connections the core refused.
+    pub refused: AtomicU64,
+    /// Connections closed because the peer did not read what we sent.
+    pub write_overflows: AtomicU64,
 }
 
 /// Runs a core on sockets. See the module documentation.
@@ -229,15 +277,20 @@ pub struct Shell<C> {
     commands: mpsc::Receiver<Command<C>>,
     conns: HashMap<ConnId, Conn>,
     next_conn: u64,
-    events_tx: mpsc::UnboundedSender<ConnEvent>,
-    events_rx: mpsc::UnboundedReceiver<ConnEvent>,
+    events_tx: mpsc::Sender<ConnEvent>,
+    events_rx: mpsc::Receiver<ConnEvent>,
+    connected_tx: mpsc::UnboundedSender<Connected<C>>,
+    connected_rx: mpsc::UnboundedReceiver<Connected<C>>,
+    stats: Arc<ShellStats>,
 }
 
 impl<C: SipCore> Shell<C> {
     /// A shell for `core` on `server`, and the handle to command it.
     pub fn new(server: SipServer, core: C) -> (Shell<C>, Handle<C>) {
         let (tx, rx) = mpsc::channel(1024);
-        let (etx, erx) = mpsc::unbounded_channel();
+        let (etx, erx) = mpsc::channel(EVENT_QUEUE);
+        let (ctx, crx) = mpsc::unbounded_channel();
+        let stats = Arc::new(ShellStats::default());
         (
             Shell {
                 server,
@@ -247,8 +300,11 @@ impl<C: SipCore> Shell<C> {
                 next_conn: 1,
                 events_tx: etx,
                 events_rx: erx,
+                connected_tx: ctx,
+                connected_rx: crx,
+                stats: stats.clone(),
             },
-            Handle { tx },
+            Handle { tx, stats },
         )
     }
 
@@ -262,7 +318,7 @@ impl<C: SipCore> Shell<C> {
                     match listener.accept().await {
                         Ok((stream, from)) => {
                             let _ = stream.set_nodelay(true);
-                            if etx.send(ConnEvent::Accepted(stream, from)).is_err() {
+                            if etx.send(ConnEvent::Accepted(stream, from)).await.is_err() {
                                 return;
                             }
                         }
@@ -310,24 +366,39 @@ impl<C: SipCore> Shell<C> {
                             }
                         }
                         ConnEvent::Accepted(stream, from) => {
-                            let id = self.add_conn(stream, from);
-                            info!(%from, conn = %id, "TCP connection accepted");
+                            let id = ConnId(self.next_conn);
+                            self.next_conn += 1;
+                            if self.core.handle_connection_opened(now, id, from) {
+                                self.add_conn(id, stream, from);
+                                debug!(%from, conn = %id, "TCP connection accepted");
+                            } else {
+                                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                                drop(stream);
+                            }
                         }
                     }
+                }
+                Some((f, addr, r)) = self.connected_rx.recv() => {
+                    let r = r.map(|stream| {
+                        let _ = stream.set_nodelay(true);
+                        let id = ConnId(self.next_conn);
+                        self.next_conn += 1;
+                        self.add_conn(id, stream, addr)
+                    });
+                    f(&mut self.core, Instant::now(), r);
                 }
                 cmd = self.commands.recv() => {
                     let now = Instant::now();
                     match cmd {
                         Some(Command::Run(f)) => f(&mut self.core, now),
                         Some(Command::Connect(addr, f)) => {
-                            let r = match TcpStream::connect(addr).await {
-                                Ok(stream) => {
-                                    let _ = stream.set_nodelay(true);
-                                    Ok(self.add_conn(stream, addr))
-                                }
-                                Err(e) => Err(e),
-                            };
-                            f(&mut self.core, Instant::now(), r);
+                            // Connected in a task of its own: an unreachable peer must not
+                            // hold up the loop.
+                            let done = self.connected_tx.clone();
+                            tokio::spawn(async move {
+                                let r = TcpStream::connect(addr).await;
+                                let _ = done.send((f, addr, r));
+                            });
                         }
                         Some(Command::Shutdown) | None => break,
                     }
@@ -346,11 +417,9 @@ impl<C: SipCore> Shell<C> {
         self.core
     }
 
-    fn add_conn(&mut self, stream: TcpStream, from: SocketAddr) -> ConnId {
-        let id = ConnId(self.next_conn);
-        self.next_conn += 1;
+    fn add_conn(&mut self, id: ConnId, stream: TcpStream, from: SocketAddr) -> ConnId {
         let (mut rd, mut wr) = stream.into_split();
-        let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+        let (wtx, mut wrx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let etx = self.events_tx.clone();
         tokio::spawn(async move {
             while let Some(b) = wrx.recv().await {
@@ -367,13 +436,13 @@ impl<C: SipCore> Shell<C> {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let data = Bytes::copy_from_slice(&buf[..n]);
-                        if etx.send(ConnEvent::Data(id, from, data)).is_err() {
+                        if etx.send(ConnEvent::Data(id, from, data)).await.is_err() {
                             return;
                         }
                     }
                 }
             }
-            let _ = etx.send(ConnEvent::Closed(id));
+            let _ = etx.send(ConnEvent::Closed(id)).await;
         });
         self.conns.insert(
             id,
@@ -394,12 +463,27 @@ impl<C: SipCore> Shell<C> {
                         debug!(remote = %t.remote, error = %e, "UDP send failed");
                     }
                 }
-                Transport::Tcp(id) => match self.conns.get(&id) {
-                    Some(c) if c.writer.send(t.payload).is_ok() => {}
-                    _ => {
-                        debug!(conn = %id, remote = %t.remote, "TCP connection gone; message dropped")
+                Transport::Tcp(id) => {
+                    let Some(c) = self.conns.get(&id) else {
+                        debug!(conn = %id, remote = %t.remote, "TCP connection gone; message dropped");
+                        continue;
+                    };
+                    match c.writer.try_send(t.payload) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            // The peer does not read what we send: let it go.
+                            warn!(conn = %id, remote = %c.remote, "peer does not read: closing the TCP connection");
+                            self.stats.write_overflows.fetch_add(1, Ordering::Relaxed);
+                            if let Some(c) = self.conns.remove(&id) {
+                                c.reader.abort();
+                            }
+                            self.core.handle_connection_closed(Instant::now(), id);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            debug!(conn = %id, "TCP writer gone; message dropped");
+                        }
                     }
-                },
+                }
             }
         }
         while let Some(id) = self.core.poll_close() {

@@ -2,7 +2,7 @@
 //! responses the way GB/T 28181 peers expect them, RFC 3581 Via stamping, the GB `Date` format.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, FixedOffset, Offset as _, Utc};
 
@@ -174,32 +174,6 @@ pub fn response(req: &Request, status: u16, to_tag: &str, local: &LocalIdentity)
     resp
 }
 
-/// Maps the monotonic clock to wall time, fixed at construction, so that cores stay
-/// deterministic under simulated time.
-#[derive(Debug, Clone, Copy)]
-pub struct WallClock {
-    base_instant: Instant,
-    base_system: SystemTime,
-}
-
-impl WallClock {
-    /// `system` is the wall time at `instant`.
-    pub fn new(instant: Instant, system: SystemTime) -> WallClock {
-        WallClock {
-            base_instant: instant,
-            base_system: system,
-        }
-    }
-
-    /// The wall time at `now`.
-    pub fn at(&self, now: Instant) -> SystemTime {
-        match now.checked_duration_since(self.base_instant) {
-            Some(d) => self.base_system + d,
-            None => self.base_system - self.base_instant.duration_since(now),
-        }
-    }
-}
-
 /// The GB/T 28181 `Date` header value (2022 §9.1.2.1): `YYYY-MM-DDTHH:MM:SS.sss` in local
 /// time at `utc_offset` (Beijing: +8 h), without zone.
 pub fn gb_date(wall: SystemTime, utc_offset: Duration) -> String {
@@ -225,16 +199,5 @@ mod tests {
             "2024-03-01T12:05:06.789"
         );
         assert_eq!(gb_date(wall, Duration::ZERO), "2024-03-01T04:05:06.789");
-    }
-
-    #[test]
-    fn wall_clock_follows_instants() {
-        let t0 = Instant::now();
-        let w0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        let c = WallClock::new(t0, w0);
-        assert_eq!(
-            c.at(t0 + Duration::from_secs(5)),
-            w0 + Duration::from_secs(5)
-        );
     }
 }

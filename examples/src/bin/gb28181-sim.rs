@@ -4,8 +4,10 @@
 //! `--devices 10000 --rate 500 --duration 60` prints registrations/s, keepalives/s,
 //! failures and latency percentiles at the end.
 //!
-//! Over UDP all devices share one socket (each is told apart by its ID); over TCP each
-//! device has its own connection, as real devices do.
+//! Over UDP the devices share one socket per local address (`--ips N` spreads them over N
+//! consecutive addresses, as a real network gives each camera its own); over TCP each device
+//! has its own connection, as real devices do, and opens a new one after the platform closes
+//! it. Each message is taken from the connection's byte stream whatever the reads' sizes.
 //!
 //! Live view (GB/T 28181-2022 §9.2): with `--video FILE` (an H.264/H.265 Annex B clip) the
 //! channels answer `s=Play` INVITEs and, after the ACK, stream the clip in a loop as PS over
@@ -98,6 +100,10 @@ struct Args {
     /// Local address to bind and announce.
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: std::net::IpAddr,
+    /// Spread the devices over this many consecutive local addresses from `--local-ip`
+    /// (round robin), one SIP socket each (loopback has the whole 127/8).
+    #[arg(long, default_value_t = 1)]
+    ips: u32,
     /// SIP transport.
     #[arg(long, value_enum, default_value_t = SipTransport::Udp)]
     transport: SipTransport,
@@ -164,20 +170,29 @@ fn device_id(domain: &str, kind: Kind, n: u32) -> String {
     format!("{domain}{ty}{:07}", n)
 }
 
-fn catalog(id: &str, kind: Kind, channels: usize) -> Vec<CatalogItem> {
-    let count = if kind == Kind::Ipc { 1 } else { channels };
+/// Channel `c` (0-based) of device number `n` (1-based) with `per_device` channels: type 131
+/// (camera) and a sequence number unique among all devices of one run.
+fn channel_id(domain: &str, n: u32, per_device: usize, c: usize) -> Option<String> {
+    let seq = u64::from(n.checked_sub(1)?) * per_device as u64 + c as u64 + 1;
+    (seq <= 9_999_999).then(|| format!("{domain}131{seq:07}"))
+}
+
+fn catalog(domain: &str, id: &str, n: u32, kind: Kind, channels: usize) -> Vec<CatalogItem> {
+    let count = channels_per_device(kind, channels);
     (0..count)
-        .map(|c| {
-            // Channel IDs: the device's domain and a 132 type with the device number and
-            // channel index.
-            let ch_id = format!("{}132{}{:02}", &id[..10], &id[15..20], c + 1);
+        .filter_map(|c| {
+            let ch_id = channel_id(domain, n, count, c)?;
             let mut item = CatalogItem::channel(ch_id, format!("大门口摄像机{}", c + 1), id);
             item.manufacturer = Some("gb28181-rs".into());
             item.model = Some("SIM-CAM".into());
             item.address = Some(format!("一号楼{}层", c + 1));
-            item
+            Some(item)
         })
         .collect()
+}
+
+fn channels_per_device(kind: Kind, channels: usize) -> usize {
+    if kind == Kind::Ipc { 1 } else { channels }
 }
 
 #[derive(Default)]
@@ -205,14 +220,24 @@ fn ms(d: Duration) -> String {
 }
 
 enum Net {
-    Tcp(usize, Bytes),
-    TcpClosed(usize),
+    /// A datagram on socket `.0`.
+    Udp(usize, SocketAddr, Bytes),
+    /// Bytes on device `.0`'s connection of generation `.1`.
+    Tcp(usize, u64, Bytes),
+    /// Device `.0`'s connection of generation `.1` closed.
+    TcpClosed(usize, u64),
+    /// A new connection for device `.0`.
+    TcpConnected(usize, TcpStream),
 }
 
 use bytes::Bytes;
 
 struct Sim {
     devices: Vec<Device>,
+    /// The UDP socket of each device.
+    socket_of: Vec<usize>,
+    /// Generation of each device's TCP connection (events of older ones are stale).
+    generation: Vec<u64>,
     /// Device and channel IDs to the device index.
     by_id: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
@@ -345,26 +370,48 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         connect_interval: Duration::from_millis(args.connect_interval_ms),
         accept_timeout: Duration::from_secs(args.accept_timeout.max(1)),
     };
-    let udp = Arc::new(bind_sip_udp(SocketAddr::new(args.local_ip, 0))?);
-    let local_port = udp.local_addr()?.port();
-    let (net_tx, mut net_rx) = mpsc::unbounded_channel::<Net>();
+    let ips = args.ips.max(1);
+    let mut sockets = Vec::with_capacity(ips as usize);
+    let (net_tx, mut net_rx) = mpsc::channel::<Net>(65_536);
+    for k in 0..ips {
+        let ip = nth_ip(args.local_ip, k)?;
+        let udp = Arc::new(bind_sip_udp(SocketAddr::new(ip, 0))?);
+        let rx = udp.clone();
+        let tx = net_tx.clone();
+        let index = sockets.len();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((n, from)) = rx.recv_from(&mut buf).await {
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if tx.send(Net::Udp(index, from, data)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        sockets.push(udp);
+    }
     let mut writers: HashMap<usize, mpsc::UnboundedSender<Bytes>> = HashMap::new();
 
     let mut sim = Sim {
         devices: Vec::with_capacity(args.devices),
+        socket_of: Vec::with_capacity(args.devices),
+        generation: vec![0; args.devices],
         by_id: HashMap::new(),
         timers: BinaryHeap::new(),
         report: Report::default(),
         calls: Calls::new(media, ended_tx),
     };
     for n in 0..args.devices {
-        let id = device_id(&domain, args.kind, args.first + n as u32);
+        let number = args.first + n as u32;
+        let id = device_id(&domain, args.kind, number);
+        let socket = n % sockets.len();
+        let local = sockets[socket].local_addr()?;
         let cfg = DeviceConfig {
             server_id: args.server_id.clone(),
             server_domain: domain.clone(),
             server: args.server,
-            local_host: args.local_ip.to_string(),
-            local_port,
+            local_host: local.ip().to_string(),
+            local_port: local.port(),
             password: args.password.clone(),
             expires: Duration::from_secs(args.expires),
             keepalive_interval: Duration::from_secs(args.keepalive.max(1)),
@@ -381,55 +428,36 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     Kind::Nvr => "SIM-NVR".into(),
                 }),
                 firmware: Some(env!("CARGO_PKG_VERSION").into()),
-                channel: Some(if args.kind == Kind::Ipc {
-                    1
-                } else {
-                    args.channels as u32
-                }),
+                channel: Some(channels_per_device(args.kind, args.channels) as u32),
                 ..DeviceInfo::default()
             },
-            channels: catalog(&id, args.kind, args.channels),
+            channels: catalog(&domain, &id, number, args.kind, args.channels),
             catalog_page_size: args.page_size.max(1),
             user_agent: "gb28181-sim".into(),
             timers: TimerConfig::default(),
             id: id.clone(),
         };
+        if cfg.channels.len() != channels_per_device(args.kind, args.channels) {
+            return Err(format!("device number {number}: channel numbers run past 9999999").into());
+        }
         let transport = match args.transport {
             SipTransport::Udp => Transport::Udp,
             SipTransport::Tcp => {
                 let stream = TcpStream::connect(args.server).await?;
-                stream.set_nodelay(true)?;
-                let (mut rd, mut wr) = stream.into_split();
-                let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
-                tokio::spawn(async move {
-                    while let Some(b) = wrx.recv().await {
-                        if wr.write_all(&b).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                let tx = net_tx.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 16 * 1024];
-                    loop {
-                        match rd.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(k) => {
-                                let _ = tx.send(Net::Tcp(n, Bytes::copy_from_slice(&buf[..k])));
-                            }
-                        }
-                    }
-                    let _ = tx.send(Net::TcpClosed(n));
-                });
-                writers.insert(n, wtx);
+                writers.insert(n, spawn_connection(n, 0, stream, net_tx.clone())?);
                 Transport::Tcp(ConnId(n as u64))
             }
         };
-        for ch in &cfg.channels {
-            sim.by_id.insert(ch.device_id.clone(), n);
+        for item in &cfg.channels {
+            if sim.by_id.insert(item.device_id.clone(), n).is_some() {
+                return Err(format!("channel ID {} is used twice", item.device_id).into());
+            }
         }
-        sim.by_id.insert(id, n);
+        if sim.by_id.insert(id.clone(), n).is_some() {
+            return Err(format!("device ID {id} is used twice").into());
+        }
         sim.devices.push(Device::new(cfg, transport));
+        sim.socket_of.push(socket);
     }
 
     let started = Instant::now();
@@ -440,7 +468,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Duration::ZERO
     };
     let mut next_start = 0usize;
-    let mut buf = vec![0u8; 65_536];
     let mut report_at = started + Duration::from_secs(5);
     println!(
         "gb28181-sim: {} {:?} device(s) over {:?} to {} (platform {})",
@@ -452,7 +479,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         // Start devices at the configured rate.
         while next_start < sim.devices.len() && started + interval * next_start as u32 <= now {
             sim.devices[next_start].start(now);
-            flush(&mut sim, next_start, &udp, &writers).await;
+            flush(&mut sim, next_start, &sockets, &mut writers).await;
             next_start += 1;
         }
         // Fire due timers.
@@ -463,7 +490,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             sim.timers.pop();
             if sim.devices[i].poll_timeout().is_some_and(|d| d <= now) {
                 sim.devices[i].handle_timeout(now);
-                flush(&mut sim, i, &udp, &writers).await;
+                flush(&mut sim, i, &sockets, &mut writers).await;
             }
         }
         if stop_at.is_some_and(|t| now >= t) {
@@ -496,28 +523,29 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         wake = wake.min(report_at);
         tokio::select! {
-            r = udp.recv_from(&mut buf) => {
-                if let Ok((k, from)) = r {
-                    deliver_datagram(&mut sim, &buf[..k], from, &udp, &writers).await;
-                    for _ in 0..256 {
-                        match udp.try_recv_from(&mut buf) {
-                            Ok((k, from)) => deliver_datagram(&mut sim, &buf[..k], from, &udp, &writers).await,
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
             Some(ev) = net_rx.recv() => {
                 let now = Instant::now();
                 match ev {
-                    Net::Tcp(i, data) => {
-                        sim.devices[i].handle_stream(now, ConnId(i as u64), args.server, &data);
-                        flush(&mut sim, i, &udp, &writers).await;
+                    Net::Udp(socket, from, data) => {
+                        deliver_datagram(&mut sim, &data, from, &sockets, &mut writers).await;
+                        // Take what else is queued without waiting.
+                        for _ in 0..256 {
+                            match net_rx.try_recv() {
+                                Ok(Net::Udp(_, from, data)) => {
+                                    deliver_datagram(&mut sim, &data, from, &sockets, &mut writers).await
+                                }
+                                Ok(other) => {
+                                    on_net(&mut sim, other, &args, &sockets, &mut writers, &net_tx).await;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        let _ = socket;
                     }
-                    Net::TcpClosed(i) => {
-                        eprintln!("device {i}: connection closed by the platform");
-                        sim.devices[i].handle_connection_closed(now);
-                        flush(&mut sim, i, &udp, &writers).await;
+                    other => {
+                        let _ = now;
+                        on_net(&mut sim, other, &args, &sockets, &mut writers, &net_tx).await;
                     }
                 }
             }
@@ -526,7 +554,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 if i < sim.devices.len()
                     && sim.calls.on_stream_ended(Instant::now(), &mut sim.devices[i], &ended)
                 {
-                    flush(&mut sim, i, &udp, &writers).await;
+                    flush(&mut sim, i, &sockets, &mut writers).await;
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
@@ -609,12 +637,115 @@ impl Terminate {
     }
 }
 
+/// A TCP event for a device.
+async fn on_net(
+    sim: &mut Sim,
+    ev: Net,
+    args: &Args,
+    sockets: &[Arc<UdpSocket>],
+    writers: &mut HashMap<usize, mpsc::UnboundedSender<Bytes>>,
+    net_tx: &mpsc::Sender<Net>,
+) {
+    let now = Instant::now();
+    match ev {
+        Net::Udp(_, from, data) => deliver_datagram(sim, &data, from, sockets, writers).await,
+        Net::Tcp(i, generation, data) if sim.generation[i] == generation => {
+            sim.devices[i].handle_stream(now, ConnId(i as u64), args.server, &data);
+            flush(sim, i, sockets, writers).await;
+        }
+        Net::TcpClosed(i, generation) if sim.generation[i] == generation => {
+            eprintln!("device {i}: connection closed by the platform; reconnecting");
+            writers.remove(&i);
+            sim.devices[i].handle_connection_closed(now);
+            flush(sim, i, sockets, writers).await;
+            // A real device opens a new connection after its retry delay.
+            let (server, delay, tx) = (
+                args.server,
+                Duration::from_secs(args.register_retry.max(1)),
+                net_tx.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(delay).await;
+                    if let Ok(stream) = TcpStream::connect(server).await {
+                        let _ = tx.send(Net::TcpConnected(i, stream)).await;
+                        return;
+                    }
+                }
+            });
+        }
+        Net::TcpConnected(i, stream) => {
+            sim.generation[i] += 1;
+            match spawn_connection(i, sim.generation[i], stream, net_tx.clone()) {
+                Ok(w) => {
+                    writers.insert(i, w);
+                    sim.devices[i].set_transport(Transport::Tcp(ConnId(i as u64)));
+                    sim.devices[i].start(now);
+                    flush(sim, i, sockets, writers).await;
+                }
+                Err(e) => eprintln!("device {i}: {e}"),
+            }
+        }
+        Net::Tcp(..) | Net::TcpClosed(..) => {}
+    }
+}
+
+/// Reader and writer tasks of device `i`'s platform connection.
+fn spawn_connection(
+    i: usize,
+    generation: u64,
+    stream: TcpStream,
+    tx: mpsc::Sender<Net>,
+) -> std::io::Result<mpsc::UnboundedSender<Bytes>> {
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Bytes>();
+    tokio::spawn(async move {
+        while let Some(b) = wrx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => {
+                    let data = Bytes::copy_from_slice(&buf[..k]);
+                    if tx.send(Net::Tcp(i, generation, data)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(Net::TcpClosed(i, generation)).await;
+    });
+    Ok(wtx)
+}
+
+/// The `k`-th address after `base` (IPv4 and IPv6).
+fn nth_ip(base: std::net::IpAddr, k: u32) -> std::io::Result<std::net::IpAddr> {
+    use std::net::IpAddr;
+    let bad = || std::io::Error::other(format!("--ips runs past the address space from {base}"));
+    Ok(match base {
+        IpAddr::V4(a) => IpAddr::V4(u32::from(a).checked_add(k).ok_or_else(bad)?.into()),
+        IpAddr::V6(a) => IpAddr::V6(
+            u128::from(a)
+                .checked_add(u128::from(k))
+                .ok_or_else(bad)?
+                .into(),
+        ),
+    })
+}
+
 async fn deliver_datagram(
     sim: &mut Sim,
     data: &[u8],
     from: SocketAddr,
-    udp: &UdpSocket,
-    writers: &HashMap<usize, mpsc::UnboundedSender<Bytes>>,
+    sockets: &[Arc<UdpSocket>],
+    writers: &mut HashMap<usize, mpsc::UnboundedSender<Bytes>>,
 ) {
     let Ok(msg) = Message::parse(data) else {
         return;
@@ -629,29 +760,33 @@ async fn deliver_datagram(
         return;
     };
     sim.devices[i].handle_message(Instant::now(), msg, Transport::Udp, from);
-    flush(sim, i, udp, writers).await;
+    flush(sim, i, sockets, writers).await;
 }
 
 async fn flush(
     sim: &mut Sim,
     i: usize,
-    udp: &UdpSocket,
-    writers: &HashMap<usize, mpsc::UnboundedSender<Bytes>>,
+    sockets: &[Arc<UdpSocket>],
+    writers: &mut HashMap<usize, mpsc::UnboundedSender<Bytes>>,
 ) {
-    while let Some(t) = sim.devices[i].poll_transmit() {
-        match t.transport {
-            Transport::Udp => {
-                let _ = udp.send_to(&t.payload, t.remote).await;
-            }
-            Transport::Tcp(_) => {
-                if let Some(w) = writers.get(&i) {
-                    let _ = w.send(t.payload);
-                }
-            }
-        }
-    }
+    send_all(sim, i, sockets, writers).await;
     sim.collect(i);
     // Responses produced while collecting events.
+    send_all(sim, i, sockets, writers).await;
+    if sim.devices[i].poll_close().is_some() {
+        // Dropping the writer closes the connection; the reader then reports it closed.
+        writers.remove(&i);
+    }
+    sim.schedule(i);
+}
+
+async fn send_all(
+    sim: &mut Sim,
+    i: usize,
+    sockets: &[Arc<UdpSocket>],
+    writers: &HashMap<usize, mpsc::UnboundedSender<Bytes>>,
+) {
+    let udp = &sockets[sim.socket_of[i]];
     while let Some(t) = sim.devices[i].poll_transmit() {
         match t.transport {
             Transport::Udp => {
@@ -664,7 +799,6 @@ async fn flush(
             }
         }
     }
-    sim.schedule(i);
 }
 
 /// The devices' shared SIP socket, with a receive buffer large enough for the platform's

@@ -7,11 +7,10 @@
 //! cargo run -p gb28181-examples --bin gb28181-sim -- --server 127.0.0.1:5060 --kind nvr
 //! ```
 
-use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
-
+use gb28181::clock::SystemClock;
 use gb28181::net::{Shell, SipServer};
 use gb28181::platform::{Platform, PlatformConfig, PlatformEvent};
+use std::net::SocketAddr;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -31,7 +30,7 @@ async fn main() -> std::io::Result<()> {
         addr.port(),
         &password,
     );
-    let core = Platform::new(config, Instant::now(), SystemTime::now());
+    let core = Platform::new(config, SystemClock);
     let (shell, handle) = Shell::new(server, core);
     println!("platform 34020000002000000001 listening on udp+tcp {addr}");
 

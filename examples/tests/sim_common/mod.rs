@@ -51,7 +51,7 @@ impl TestPlatform {
             .unwrap();
         let addr = server.local_addr().unwrap();
         let config = PlatformConfig::new(PLATFORM_ID, "127.0.0.1", addr.port(), PASSWORD);
-        let core = Platform::new(config, Instant::now(), std::time::SystemTime::now());
+        let core = Platform::new(config, gb28181::clock::SystemClock);
         let (shell, handle) = Shell::new(server, core);
         let (tx, events) = mpsc::unbounded_channel();
         tokio::spawn(shell.run(move |core: &mut Platform, _| {

@@ -10,12 +10,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use tracing::{debug, warn};
 
 use crate::digest::{DigestChallenge, DigestCredentials};
 use crate::manscdp::{Body, CatalogItem, Charset, DeviceInfo, DeviceStatus, Manscdp, RootKind};
-use crate::sip::{HeaderName, Message, Method, NameAddr, Request, Response, StreamDecoder};
+use crate::sip::{HeaderName, Message, MessageStream, Method, NameAddr, Request, Response};
 use crate::transaction::{TimerConfig, TransactionKey, TransactionLayer, TxEvent, new_tag};
 use crate::transport::{ConnId, Transmit, Transport};
 use crate::ua::{self, LocalIdentity};
@@ -60,6 +59,9 @@ pub struct DeviceConfig {
     /// RFC 3261 timers.
     pub timers: TimerConfig,
 }
+
+/// Largest message accepted from the platform on a stream.
+const MAX_MESSAGE: usize = 1 << 20;
 
 /// Registration state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +155,10 @@ pub struct Device {
     local: LocalIdentity,
     transport: Transport,
     tx: TransactionLayer,
-    decoder: StreamDecoder,
+    /// The platform connection's receive side (TCP).
+    stream: MessageStream,
+    /// Set after a framing error: the shell closes the connection.
+    close: Option<ConnId>,
     state: RegState,
     call_id: String,
     from_tag: String,
@@ -184,7 +189,8 @@ impl Device {
         };
         Device {
             tx: TransactionLayer::new(config.timers),
-            decoder: StreamDecoder::new(1 << 20),
+            stream: MessageStream::new(MAX_MESSAGE),
+            close: None,
             call_id: ua::new_call_id(&config.local_host),
             from_tag: new_tag(),
             local,
@@ -246,20 +252,28 @@ impl Device {
         }
     }
 
-    /// Feed TCP bytes.
+    /// Feed bytes read from the platform connection (any split: a message may arrive in
+    /// many reads and several in one). After a framing error the connection is given up
+    /// ([`Device::poll_close`]) and registration starts again once the shell reconnects.
     pub fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
-        let mut buf = BytesMut::from(data);
+        self.stream.extend(data);
         loop {
-            match self.decoder.decode(&mut buf) {
+            match self.stream.next_message() {
                 Ok(Some(m)) => self.handle_message(now, m, Transport::Tcp(conn), from),
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(%from, error = %e, "framing error on the platform connection");
-                    self.decoder = StreamDecoder::new(1 << 20);
+                    warn!(%from, error = %e, "framing error on the platform connection: closing it");
+                    self.close = Some(conn);
+                    self.handle_connection_closed(now);
                     break;
                 }
             }
         }
+    }
+
+    /// The connection the shell should close (after a framing error).
+    pub fn poll_close(&mut self) -> Option<ConnId> {
+        self.close.take()
     }
 
     /// Feed an already parsed message (a shell serving many devices on one socket parses once
@@ -276,7 +290,7 @@ impl Device {
                 ua::stamp_received(&mut r, from);
                 self.tx.handle_request(now, r, transport, from);
             }
-            Message::Response(r) => self.tx.handle_response(now, r, from),
+            Message::Response(r) => self.tx.handle_response(now, r, transport, from),
         }
         self.drain(now);
     }
@@ -285,7 +299,7 @@ impl Device {
     pub fn handle_connection_closed(&mut self, now: Instant) {
         self.tx.connection_closed(self.transport);
         self.drain(now);
-        self.decoder = StreamDecoder::new(1 << 20);
+        self.stream = MessageStream::new(MAX_MESSAGE);
         self.fail_registration(now);
     }
 
@@ -550,7 +564,20 @@ impl Device {
                 } if request.method == Method::Ack => {
                     self.events.push_back(DeviceEvent::Ack(Box::new(request)));
                 }
-                TxEvent::Request { key: None, .. } | TxEvent::StrayResponse { .. } => {}
+                TxEvent::Misdirected {
+                    response,
+                    transport,
+                    remote,
+                    ..
+                } => {
+                    // A platform may answer from another of its addresses (a wildcard bind on
+                    // a multi-homed host): the device role trusts its platform's answers.
+                    debug!(%remote, "platform answered from another address");
+                    self.tx.accept_response(now, response, transport, remote);
+                }
+                TxEvent::Request { key: None, .. }
+                | TxEvent::StrayResponse { .. }
+                | TxEvent::Refused { .. } => {}
                 TxEvent::Response { key, response, .. } => self.on_response(now, &key, &response),
                 TxEvent::Timeout { key, .. } => self.on_timeout(now, &key),
             }

@@ -109,6 +109,12 @@ impl Calls {
         self.by_tx.get(key).copied()
     }
 
+    /// The device an INVITE session's transaction belongs to.
+    pub fn device_for_tx(&self, key: &TransactionKey) -> Option<&str> {
+        let id = self.by_tx.get(key)?;
+        self.calls.get(id).map(|c| c.device_id.as_str())
+    }
+
     fn by_call_id(&self, call_id: &str) -> Option<SessionId> {
         self.calls
             .iter()
@@ -426,14 +432,35 @@ impl Platform {
         });
     }
 
-    /// BYE from the device: 200 and end; 481 when no such dialog (§15.1.2).
-    pub(super) fn on_bye(&mut self, now: Instant, req: &Request) -> u16 {
+    /// BYE from the device: 200 and end; 481 when no such dialog (§15.1.2); 403 when it
+    /// does not come from the device the dialog is with.
+    pub(super) fn on_bye(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        transport: Transport,
+        remote: SocketAddr,
+    ) -> u16 {
         let Some(call_id) = req.headers.call_id() else {
             return 400;
         };
         let Some(session) = self.calls.by_call_id(call_id) else {
             return 481;
         };
+        let device_id = self
+            .calls
+            .calls
+            .get(&session)
+            .map(|c| c.device_id.clone())
+            .unwrap_or_default();
+        let from_device = self
+            .devices
+            .get(&device_id)
+            .is_some_and(|d| d.is_source(transport, remote));
+        if !from_device {
+            self.refuse_foreign(now, &device_id, remote, "BYE");
+            return 403;
+        }
         info!(%session, "BYE from the device");
         self.end_call(now, session, CallEndReason::ByeFromDevice);
         200

@@ -57,8 +57,36 @@ pub enum AuthFailure {
     UsernameMismatch,
     /// The device is not provisioned and the policy rejects unknown devices (403).
     UnknownDevice,
-    /// The Authorization header could not be parsed (answered with a new challenge).
+    /// The Authorization header could not be parsed (400).
     BadCredentials(String),
+    /// The digest realm is not our domain (403).
+    RealmMismatch,
+    /// The digest URI is not the Request-URI (403).
+    UriMismatch,
+    /// Refused without evaluation: too many failures of this device ID or address (403 with
+    /// `Retry-After`).
+    Throttled {
+        /// When attempts are evaluated again.
+        retry_after: Duration,
+    },
+    /// The device table is full ([`super::Limits::max_devices`], 503).
+    TooManyDevices,
+}
+
+impl AuthFailure {
+    /// A stable lower-case name for logs and the API.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthFailure::WrongPassword => "wrong_password",
+            AuthFailure::UsernameMismatch => "username_mismatch",
+            AuthFailure::UnknownDevice => "unknown_device",
+            AuthFailure::BadCredentials(_) => "bad_credentials",
+            AuthFailure::RealmMismatch => "realm_mismatch",
+            AuthFailure::UriMismatch => "uri_mismatch",
+            AuthFailure::Throttled { .. } => "throttled",
+            AuthFailure::TooManyDevices => "too_many_devices",
+        }
+    }
 }
 
 /// Why a query did not produce a result.

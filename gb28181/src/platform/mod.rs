@@ -2,122 +2,62 @@
 //! keepalive and offline detection, device queries and multi-message catalog collection
 //! (GB/T 28181-2022 §9.1, §9.5, Annex M).
 //!
-//! Feed it with [`Platform::handle_datagram`], [`Platform::handle_stream`],
-//! [`Platform::handle_connection_closed`] and [`Platform::handle_timeout`]; drain
-//! [`Platform::poll_transmit`], [`Platform::poll_close`] and [`Platform::poll_event`]; sleep
-//! until [`Platform::poll_timeout`]. Start queries with [`Platform::query_catalog`] and friends.
-//! Every call takes `now`, so tests run on simulated time.
+//! Feed it with [`Platform::handle_datagram`], [`Platform::handle_connection_opened`],
+//! [`Platform::handle_stream`], [`Platform::handle_connection_closed`] and
+//! [`Platform::handle_timeout`]; drain [`Platform::poll_transmit`], [`Platform::poll_close`]
+//! and [`Platform::poll_event`]; sleep until [`Platform::poll_timeout`]. Start queries with
+//! [`Platform::query_catalog`] and friends. Every call takes `now`, so tests run on simulated
+//! time; wall-clock stamps come from the injected [`WallClock`].
+//!
+//! The device network is untrusted (see `docs/field-signalling.md`):
+//! - a registration binds a device ID to its source (the UDP address it registered from, or
+//!   its TCP connection); requests and responses that claim a registered device from another
+//!   source get 403 and are counted per source ([`Platform::refused_sources`]); only an
+//!   authenticated REGISTER moves a device;
+//! - nothing but a REGISTER creates a device;
+//! - every table input can grow is bounded by [`Limits`], and each bound hit is counted in
+//!   [`PlatformStats`].
 //!
 //! A runnable minimal platform built on this core is `examples/src/bin/minimal-platform.rs`.
 
+mod auth;
 mod call;
+mod config;
+mod conns;
 mod event;
 mod query;
 mod registrar;
+mod stats;
+mod tally;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::{debug, info, warn};
 
+pub use auth::Lockouts;
 pub use call::{CallEndReason, InviteParams, SessionId, subject};
+pub use config::{
+    AuthThrottling, DeviceSettings, Limit, Limits, PlatformConfig, UnknownDevicePolicy,
+};
 pub use event::{AuthFailure, CatalogResult, OfflineReason, PlatformEvent, QueryError, QueryId};
+pub use stats::{MethodCounts, PlatformStats};
 
-use crate::digest::NonceStore;
+use crate::clock::WallClock;
 use crate::manscdp::{Charset, Manscdp};
-use crate::sip::{HeaderName, Message, Method, Request, StreamDecoder};
-use crate::transaction::{TimerConfig, TransactionLayer, TxEvent, new_tag};
+use crate::sip::{HeaderName, Message, Method, ParseErrorKind, Request, Response};
+use crate::transaction::{TransactionLayer, TxEvent, TxLimit, new_tag};
 use crate::transport::{ConnId, Transmit, Transport};
-use crate::ua::{self, LocalIdentity, WallClock};
+use crate::ua::{self, LocalIdentity};
 
+use auth::Auth;
+use conns::Connections;
 use query::Queries;
-
-/// What to do with a device that registers without being provisioned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UnknownDevicePolicy {
-    /// Accept it with the global password (the default).
-    #[default]
-    Accept,
-    /// Refuse it with 403.
-    Reject,
-}
-
-/// Configuration of a [`Platform`].
-#[derive(Debug, Clone)]
-pub struct PlatformConfig {
-    /// Our 20-digit platform ID (type 200), e.g. `34020000002000000001`.
-    pub id: String,
-    /// Our SIP domain / digest realm: the first 10 digits of the ID by default.
-    pub domain: String,
-    /// Address announced in Via and Contact (`sip.announce_ip`), never guessed.
-    pub announce_host: String,
-    /// Port announced in Via and Contact.
-    pub announce_port: u16,
-    /// The global device password.
-    pub password: String,
-    /// Unknown devices: accept with the global password, or reject.
-    pub unknown_devices: UnknownDevicePolicy,
-    /// Expected keepalive interval (default 60 s).
-    pub keepalive_interval: Duration,
-    /// Missed keepalive intervals before a device is offline (default 3).
-    pub keepalive_max_missed: u32,
-    /// Registration lifetime when the device asks for none (default 3600 s).
-    pub default_expires: Duration,
-    /// Lifetime of a digest nonce (default 300 s).
-    pub nonce_ttl: Duration,
-    /// How long a query waits for the device's Response (default 30 s).
-    pub query_timeout: Duration,
-    /// How long a catalog waits for its next page once pages are arriving (default 10 s).
-    pub catalog_page_timeout: Duration,
-    /// Query DeviceInfo and Catalog by itself when a device comes online (default true).
-    pub auto_query: bool,
-    /// UTC offset for the `Date` header (default +8 h, Beijing).
-    pub utc_offset: Duration,
-    /// Largest SIP message accepted on a TCP stream (default 256 KiB).
-    pub max_message_size: usize,
-    /// RFC 3261 timer values.
-    pub timers: TimerConfig,
-    /// `User-Agent` header value.
-    pub user_agent: String,
-}
-
-impl PlatformConfig {
-    /// Defaults for a platform `id` announcing `host:port`.
-    pub fn new(id: &str, announce_host: &str, announce_port: u16, password: &str) -> Self {
-        PlatformConfig {
-            id: id.to_owned(),
-            domain: id.get(..10).unwrap_or(id).to_owned(),
-            announce_host: announce_host.to_owned(),
-            announce_port,
-            password: password.to_owned(),
-            unknown_devices: UnknownDevicePolicy::Accept,
-            keepalive_interval: Duration::from_secs(60),
-            keepalive_max_missed: 3,
-            default_expires: Duration::from_secs(3600),
-            nonce_ttl: Duration::from_secs(300),
-            query_timeout: Duration::from_secs(30),
-            catalog_page_timeout: Duration::from_secs(10),
-            auto_query: true,
-            utc_offset: Duration::from_secs(8 * 3600),
-            max_message_size: 256 * 1024,
-            timers: TimerConfig::default(),
-            user_agent: concat!("gb28181-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
-        }
-    }
-}
-
-/// Per-device settings the user provisions (REST API, store).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceSettings {
-    /// Password for this device; the global one when `None`.
-    pub password: Option<String>,
-    /// Charset for bodies we send it; by GB version when `None`.
-    pub charset: Option<Charset>,
-}
+use tally::Tally;
 
 /// What the platform knows of one device.
 #[derive(Debug, Clone)]
@@ -177,6 +117,28 @@ impl DeviceState {
     }
 }
 
+impl DeviceState {
+    /// True when a message from `transport`/`remote` may speak for this registered device:
+    /// it comes over the TCP connection it registered on, from the UDP address it registered
+    /// from, or from one of its trusted addresses.
+    pub fn is_source(&self, transport: Transport, remote: SocketAddr) -> bool {
+        if self.settings.trusts(remote.ip()) {
+            return true;
+        }
+        match (self.transport, transport) {
+            (Transport::Tcp(a), Transport::Tcp(b)) => a == b,
+            (Transport::Udp, Transport::Udp) => self.remote == Some(remote),
+            _ => false,
+        }
+    }
+
+    /// The address it last registered from, or a trusted one: failures of others from
+    /// elsewhere never lock it out.
+    fn is_home(&self, ip: IpAddr) -> bool {
+        self.remote.is_some_and(|r| r.ip() == ip) || self.settings.trusts(ip)
+    }
+}
+
 /// Why a command could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommandError {
@@ -186,6 +148,9 @@ pub enum CommandError {
     /// The device is not registered and online.
     #[error("device {0} is offline")]
     Offline(String),
+    /// A bound on open queries is reached; try again later.
+    #[error("too many open queries ({})", .0.as_str())]
+    Busy(Limit),
 }
 
 /// The platform core. See the module documentation.
@@ -193,27 +158,44 @@ pub enum CommandError {
 pub struct Platform {
     config: PlatformConfig,
     local: LocalIdentity,
-    clock: WallClock,
+    clock: Box<dyn WallClock>,
     tx: TransactionLayer,
-    nonces: NonceStore,
+    auth: Auth,
     devices: HashMap<String, DeviceState>,
     queries: Queries,
     calls: call::Calls,
-    decoders: HashMap<ConnId, StreamDecoder>,
+    conns: Connections,
     events: VecDeque<PlatformEvent>,
     closes: VecDeque<ConnId>,
     cseq: u32,
     sn: u32,
     next_sweep: Option<Instant>,
     pending_auto_queries: Vec<String>,
+    stats: PlatformStats,
+    /// Requests and responses refused for coming from another source than the device's.
+    foreign: Tally,
 }
 
 /// Offline/expiry sweeps run at most this often.
 const SWEEP: Duration = Duration::from_secs(1);
 
+/// How often refusals are summarised in the log.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What a request claiming a device may do, by where it came from.
+enum Claim {
+    /// From the device's registration source (or a trusted address).
+    Device,
+    /// The device is not registered.
+    Unregistered,
+    /// The device is registered elsewhere.
+    Foreign,
+}
+
 impl Platform {
-    /// A platform whose wall clock reads `wall` at `now`.
-    pub fn new(config: PlatformConfig, now: Instant, wall: SystemTime) -> Platform {
+    /// A platform reading wall-clock time (for the `Date` header and event stamps) from
+    /// `clock`: [`crate::clock::SystemClock`] in production.
+    pub fn new(config: PlatformConfig, clock: impl WallClock + 'static) -> Platform {
         let local = LocalIdentity {
             id: config.id.clone(),
             domain: config.domain.clone(),
@@ -222,21 +204,23 @@ impl Platform {
             user_agent: config.user_agent.clone(),
         };
         Platform {
-            tx: TransactionLayer::new(config.timers),
-            nonces: NonceStore::new(config.nonce_ttl, 100_000),
-            clock: WallClock::new(now, wall),
+            tx: TransactionLayer::with_limits(config.timers, config.limits.transactions),
+            auth: Auth::new(config.nonce_ttl, config.auth),
+            clock: Box::new(clock),
             local,
             config,
             devices: HashMap::new(),
             queries: Queries::default(),
             calls: call::Calls::default(),
-            decoders: HashMap::new(),
+            conns: Connections::default(),
             events: VecDeque::new(),
             closes: VecDeque::new(),
             cseq: 1,
             sn: 1,
             next_sweep: None,
             pending_auto_queries: Vec::new(),
+            stats: PlatformStats::default(),
+            foreign: Tally::new(SUMMARY_INTERVAL),
         }
     }
 
@@ -276,47 +260,105 @@ impl Platform {
         }
         self.end_device_calls(now, id);
         self.queries.fail_device(now, id, &mut self.events);
-        self.devices.remove(id).is_some()
+        match self.devices.remove(id) {
+            Some(d) => {
+                if d.registered
+                    && let Transport::Tcp(c) = d.transport
+                {
+                    self.conns.unbind(now, c);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the core counted so far.
+    pub fn stats(&self) -> &PlatformStats {
+        &self.stats
+    }
+
+    /// Sources refused for claiming a registered device they are not, with counts, most
+    /// first (the first 1,024 sources one by one).
+    pub fn refused_sources(&self) -> Vec<(IpAddr, u64)> {
+        self.foreign.totals()
+    }
+
+    /// Sources of digest failures since start, with counts, most first.
+    pub fn auth_failure_sources(&self) -> Vec<(IpAddr, u64)> {
+        self.auth.failure_sources()
+    }
+
+    /// Device IDs and addresses locked out by the digest throttles now.
+    pub fn auth_lockouts(&self, now: Instant) -> Lockouts {
+        self.auth.lockouts(now)
+    }
+
+    /// Live transactions (client, server) and open TCP connections.
+    pub fn load(&self) -> (usize, usize, usize) {
+        let (c, s) = self.tx.len();
+        (c, s, self.conns.len())
     }
 
     /// Feed one UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if data.len() > self.config.limits.max_message_size_udp {
+            self.stats.hit(Limit::MessageSizeUdp);
+            debug!(%from, len = data.len(), "datagram over the size limit dropped");
+            return;
+        }
         match Message::parse(data) {
             Ok(msg) => self.handle_message(now, msg, Transport::Udp, from),
             Err(e) => {
-                metrics::counter!("sip_parse_errors_total", "transport" => "udp").increment(1);
+                self.stats.parse_errors_udp += 1;
                 debug!(%from, error = %e, "dropping unparseable SIP datagram");
             }
         }
     }
 
-    /// Feed bytes read from a TCP connection (any split).
-    pub fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
-        let max = self.config.max_message_size;
-        let mut decoder = self
-            .decoders
-            .remove(&conn)
-            .unwrap_or_else(|| StreamDecoder::new(max));
-        let mut buf = BytesMut::from(data);
-        loop {
-            match decoder.decode(&mut buf) {
-                Ok(Some(msg)) => self.handle_message(now, msg, Transport::Tcp(conn), from),
-                Ok(None) => break,
-                Err(e) => {
-                    metrics::counter!("sip_parse_errors_total", "transport" => "tcp").increment(1);
-                    warn!(%from, %conn, error = %e, "closing TCP connection after a framing error");
-                    self.closes.push_back(conn);
-                    self.handle_connection_closed(now, conn);
-                    return;
-                }
+    /// A TCP connection was accepted. `false`: a bound ([`Limits::max_tcp_connections`],
+    /// [`Limits::max_tcp_connections_per_ip`]) refuses it and the shell closes it at once.
+    pub fn handle_connection_opened(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        remote: SocketAddr,
+    ) -> bool {
+        match self.conns.open(now, conn, remote, &self.config.limits) {
+            Ok(()) => true,
+            Err(limit) => {
+                self.stats.hit(limit);
+                debug!(%remote, %conn, limit = limit.as_str(), "TCP connection refused");
+                false
             }
         }
-        self.decoders.insert(conn, decoder);
+    }
+
+    /// Feed bytes read from a TCP connection (any split: a message may arrive in many
+    /// reads and several in one).
+    pub fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
+        let max = self.config.limits.max_message_size_tcp;
+        match self.conns.feed(now, conn, from, data, max) {
+            Ok(messages) => {
+                for msg in messages {
+                    self.handle_message(now, msg, Transport::Tcp(conn), from);
+                }
+            }
+            Err(e) => {
+                self.stats.parse_errors_tcp += 1;
+                if matches!(e.kind, ParseErrorKind::MessageTooLarge { .. }) {
+                    self.stats.hit(Limit::MessageSizeTcp);
+                }
+                warn!(%from, %conn, error = %e, "closing TCP connection after a framing error");
+                self.closes.push_back(conn);
+                self.handle_connection_closed(now, conn);
+            }
+        }
     }
 
     /// A TCP connection closed: devices registered over it go offline.
     pub fn handle_connection_closed(&mut self, now: Instant, conn: ConnId) {
-        self.decoders.remove(&conn);
+        self.conns.close(conn);
         self.tx.connection_closed(Transport::Tcp(conn));
         self.drain_tx(now);
         let gone: Vec<String> = self
@@ -330,7 +372,8 @@ impl Platform {
         }
     }
 
-    /// Drive timers: retransmissions, registration expiry, keepalive timeouts, query timeouts.
+    /// Drive timers: retransmissions, registration expiry, keepalive timeouts, query
+    /// timeouts, idle connections.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
         self.drain_tx(now);
@@ -338,24 +381,38 @@ impl Platform {
             self.next_sweep = None;
             self.sweep(now);
         }
+        for conn in self
+            .conns
+            .idle_expired(now, self.config.limits.tcp_idle_before_register)
+        {
+            self.stats.hit(Limit::TcpIdleBeforeRegister);
+            debug!(%conn, "closing a TCP connection that carries no registration");
+            self.closes.push_back(conn);
+            self.handle_connection_closed(now, conn);
+        }
     }
 
     /// When to call [`handle_timeout`](Self::handle_timeout) next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.tx.poll_timeout(), self.next_sweep]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.tx.poll_timeout(),
+            self.next_sweep,
+            self.conns
+                .next_idle_deadline(self.config.limits.tcp_idle_before_register),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Next datagram or stream write.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = self.tx.poll_transmit()?;
-        count_out(&t.payload);
+        self.stats.count_out(&t.payload);
         Some(t)
     }
 
-    /// Next TCP connection the shell should close (after a framing error).
+    /// Next TCP connection the shell should close (framing error, idle, bound reached).
     pub fn poll_close(&mut self) -> Option<ConnId> {
         self.closes.pop_front()
     }
@@ -370,8 +427,9 @@ impl Platform {
         self.tx.timeout_count()
     }
 
-    fn wall(&self, now: Instant) -> SystemTime {
-        self.clock.at(now)
+    /// The wall time now (read when a stamp is made).
+    fn wall(&self) -> SystemTime {
+        self.clock.now()
     }
 
     fn arm_sweep(&mut self, now: Instant) {
@@ -389,13 +447,13 @@ impl Platform {
     ) {
         match msg {
             Message::Request(mut req) => {
-                metrics::counter!("sip_messages_in_total", "kind" => "request", "method" => req.method.to_string()).increment(1);
+                self.stats.requests_in.add(&req.method);
                 ua::stamp_received(&mut req, from);
                 self.tx.handle_request(now, req, transport, from);
             }
             Message::Response(resp) => {
-                metrics::counter!("sip_messages_in_total", "kind" => "response", "status" => resp.status.to_string()).increment(1);
-                self.tx.handle_response(now, resp, from);
+                *self.stats.responses_in.entry(resp.status).or_default() += 1;
+                self.tx.handle_response(now, resp, transport, from);
             }
         }
         self.drain_tx(now);
@@ -411,27 +469,105 @@ impl Platform {
                     remote,
                 } => self.on_request(now, key, request, transport, remote),
                 TxEvent::Request { key: None, .. } => {}
-                TxEvent::Response { key, response, .. } => match self.calls.session_for_tx(&key) {
-                    Some(session) => self.on_call_response(now, session, &key, &response),
-                    None => self
-                        .queries
-                        .on_response(now, &key, &response, &mut self.events),
-                },
+                TxEvent::Response { key, response, .. } => self.on_response(now, &key, &response),
+                TxEvent::Misdirected {
+                    key,
+                    response,
+                    transport,
+                    remote,
+                } => self.on_misdirected(now, &key, response, transport, remote),
                 TxEvent::StrayResponse { response, remote } => {
                     debug!(%remote, status = response.status, "response matched no transaction");
                 }
-                TxEvent::Timeout { key, request } => {
-                    metrics::counter!("sip_transaction_timeouts_total").increment(1);
-                    debug!(method = %request.method, branch = %key.branch, "transaction timed out");
+                TxEvent::Timeout { key } => {
+                    self.stats.transaction_timeouts += 1;
+                    debug!(method = %key.method, branch = %key.branch, "transaction timed out");
                     match self.calls.session_for_tx(&key) {
                         Some(session) => self.on_call_timeout(now, session, &key),
                         None => self.queries.on_tx_timeout(now, &key, &mut self.events),
                     }
                 }
+                TxEvent::Refused {
+                    request,
+                    transport,
+                    remote,
+                    limit,
+                } => {
+                    self.stats.hit(match limit {
+                        TxLimit::Total => Limit::ServerTransactions,
+                        TxLimit::PerSource => Limit::ServerTransactionsPerSource,
+                    });
+                    // Answered without keeping anything; the sender retries later.
+                    let mut resp = ua::response(&request, 503, &new_tag(), &self.local);
+                    resp.headers.push(HeaderName::RetryAfter, "5");
+                    self.tx.send_stateless(resp.to_bytes(), transport, remote);
+                }
             }
         }
         if !self.devices.is_empty() || !self.queries.is_empty() {
             self.arm_sweep(now);
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        key: &crate::transaction::TransactionKey,
+        resp: &Response,
+    ) {
+        match self.calls.session_for_tx(key) {
+            Some(session) => self.on_call_response(now, session, key, resp),
+            None => self.queries.on_response(now, key, resp, &mut self.events),
+        }
+    }
+
+    /// A response from another source than the one its request went to: taken only from an
+    /// address trusted for that device.
+    fn on_misdirected(
+        &mut self,
+        now: Instant,
+        key: &crate::transaction::TransactionKey,
+        response: Response,
+        transport: Transport,
+        remote: SocketAddr,
+    ) {
+        let device = self
+            .calls
+            .device_for_tx(key)
+            .or_else(|| self.queries.device_for_tx(key))
+            .map(str::to_owned);
+        let trusted = device
+            .as_deref()
+            .and_then(|d| self.devices.get(d))
+            .is_some_and(|d| d.settings.trusts(remote.ip()));
+        if trusted {
+            self.tx.accept_response(now, response, transport, remote);
+            self.drain_tx(now);
+        } else {
+            self.refuse_foreign(now, device.as_deref().unwrap_or("?"), remote, "response");
+        }
+    }
+
+    /// Count a request or response that claimed a device from another source; log the first
+    /// per source and interval, the rest in the summary.
+    fn refuse_foreign(&mut self, now: Instant, device_id: &str, remote: SocketAddr, what: &str) {
+        self.stats.source_refused += 1;
+        if self.foreign.record(now, remote.ip()) {
+            warn!(%device_id, %remote, what, "refused: not from the device's registered source (further ones from this address are summarised)");
+        }
+    }
+
+    /// Whether a request claiming `device_id` comes from that device.
+    fn claim(&self, device_id: &str, transport: Transport, remote: SocketAddr) -> Claim {
+        match self.devices.get(device_id) {
+            Some(d) if d.registered => {
+                if d.is_source(transport, remote) {
+                    Claim::Device
+                } else {
+                    Claim::Foreign
+                }
+            }
+            _ => Claim::Unregistered,
         }
     }
 
@@ -450,24 +586,26 @@ impl Platform {
                 self.run_auto_queries(now);
                 return;
             }
-            Method::Message => self.on_message(now, &req, transport, remote),
             Method::Options => 200,
-            Method::Notify => {
-                // Catalog/alarm subscriptions are answered; their content is reported.
-                self.report_body(now, &req);
-                200
+            Method::Message | Method::Notify | Method::Info | Method::Subscribe => {
+                self.on_device_request(now, &req, transport, remote)
             }
-            Method::Bye => self.on_bye(now, &req),
+            Method::Bye => self.on_bye(now, &req, transport, remote),
             Method::Cancel => 481,
             Method::Invite => 488,
             _ => 405,
         };
         let mut resp = ua::response(&req, status, &new_tag(), &self.local);
-        if status == 405 || req.method == Method::Options {
-            resp.headers.push(
+        match status {
+            405 => resp.headers.push(
                 HeaderName::Allow,
                 "INVITE, ACK, INFO, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY",
-            );
+            ),
+            200 if req.method == Method::Options => resp.headers.push(
+                HeaderName::Allow,
+                "INVITE, ACK, INFO, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY",
+            ),
+            _ => {}
         }
         self.respond(now, &key, resp);
     }
@@ -497,9 +635,11 @@ impl Platform {
         }
     }
 
-    /// MESSAGE (§9.3): 404 from unregistered devices, 400 for unreadable bodies, otherwise
-    /// 200 at once and the body is handled.
-    fn on_message(
+    /// A request a device originates (MESSAGE, NOTIFY, INFO, SUBSCRIBE; §9.3, §9.11): 404
+    /// from unregistered devices, 403 from anyone but the device's registration source, then
+    /// MESSAGE and NOTIFY alike: 400 for unreadable bodies, otherwise 200 at once and the
+    /// body is handled. INFO and SUBSCRIBE from devices are not served (405).
+    fn on_device_request(
         &mut self,
         now: Instant,
         req: &Request,
@@ -509,10 +649,19 @@ impl Platform {
         let Some(device_id) = from_user(req) else {
             return 400;
         };
-        let registered = self.devices.get(&device_id).is_some_and(|d| d.registered);
-        if !registered {
-            debug!(%device_id, %remote, "MESSAGE from an unregistered device: 404");
-            return 404;
+        match self.claim(&device_id, transport, remote) {
+            Claim::Unregistered => {
+                debug!(%device_id, %remote, method = %req.method, "request from an unregistered device: 404");
+                return 404;
+            }
+            Claim::Foreign => {
+                self.refuse_foreign(now, &device_id, remote, req.method.as_str());
+                return 403;
+            }
+            Claim::Device => {}
+        }
+        if !matches!(req.method, Method::Message | Method::Notify) {
+            return 405;
         }
         let msg = match Manscdp::parse(&req.body) {
             Ok(m) => m,
@@ -521,24 +670,8 @@ impl Platform {
                 return 400;
             }
         };
-        if let Some(dev) = self.devices.get_mut(&device_id)
-            && transport == Transport::Udp
-            && dev.transport == Transport::Udp
-        {
-            // A UDP device behind NAT may change its public port: follow it.
-            dev.remote = Some(remote);
-        }
         self.on_manscdp(now, &device_id, msg);
         200
-    }
-
-    fn report_body(&mut self, now: Instant, req: &Request) {
-        let Some(device_id) = from_user(req) else {
-            return;
-        };
-        if let Ok(msg) = Manscdp::parse(&req.body) {
-            self.on_manscdp(now, &device_id, msg);
-        }
     }
 
     fn on_manscdp(&mut self, now: Instant, device_id: &str, msg: Manscdp) {
@@ -547,10 +680,15 @@ impl Platform {
             Body::Keepalive(_) => self.on_keepalive(now, device_id),
             Body::Catalog(_) | Body::DeviceInfo(_) | Body::DeviceStatus(_) => {
                 let timeout = self.config.catalog_page_timeout;
-                if let Some(unmatched) =
-                    self.queries
-                        .on_device_response(now, device_id, msg, timeout, &mut self.events)
-                {
+                if let Some(unmatched) = self.queries.on_device_response(
+                    now,
+                    device_id,
+                    msg,
+                    timeout,
+                    &self.config.limits,
+                    &mut self.stats,
+                    &mut self.events,
+                ) {
                     self.events.push_back(PlatformEvent::Message {
                         device_id: device_id.to_owned(),
                         message: Box::new(unmatched),
@@ -565,7 +703,7 @@ impl Platform {
     }
 
     fn on_keepalive(&mut self, now: Instant, device_id: &str) {
-        let at = self.wall(now);
+        let at = self.wall();
         let Some(dev) = self.devices.get_mut(device_id) else {
             return;
         };
@@ -607,8 +745,17 @@ impl Platform {
             info!(device_id = %id, "no keepalive for {} intervals: offline", self.config.keepalive_max_missed);
             self.set_offline(now, &id, OfflineReason::KeepaliveTimeout);
         }
-        self.queries.sweep(now, &mut self.events);
-        self.nonces.expire(now);
+        self.queries.sweep(now, &mut self.stats, &mut self.events);
+        self.auth.sweep(now);
+        if let Some(s) = self.foreign.summary(now) {
+            warn!(
+                refused = s.count,
+                sources = s.sources,
+                top = ?s.top,
+                seconds = s.seconds,
+                "requests refused: not from the claimed device's registered source"
+            );
+        }
         if self.devices.values().any(|d| d.registered) || !self.queries.is_empty() {
             self.arm_sweep(now);
         }
@@ -616,7 +763,7 @@ impl Platform {
 
     fn set_offline(&mut self, now: Instant, id: &str, reason: OfflineReason) {
         self.end_device_calls(now, id);
-        let at = self.wall(now);
+        let at = self.wall();
         if let Some(d) = self.devices.get_mut(id)
             && d.online
         {
@@ -632,6 +779,11 @@ impl Platform {
     fn unregister(&mut self, now: Instant, id: &str, reason: OfflineReason) {
         self.set_offline(now, id, reason);
         if let Some(d) = self.devices.get_mut(id) {
+            if d.registered
+                && let Transport::Tcp(c) = d.transport
+            {
+                self.conns.unbind(now, c);
+            }
             d.registered = false;
             d.expires_at = None;
         }
@@ -741,6 +893,21 @@ impl Platform {
         device_id: &str,
         kind: query::Kind,
     ) -> Result<QueryId, CommandError> {
+        if !self.devices.get(device_id).is_some_and(|d| d.registered) {
+            return Err(if self.devices.contains_key(device_id) {
+                CommandError::Offline(device_id.to_owned())
+            } else {
+                CommandError::UnknownDevice(device_id.to_owned())
+            });
+        }
+        // A query of the same kind already open for the device answers this one too.
+        if let Some(id) = self.queries.open_query(device_id, kind) {
+            return Ok(id);
+        }
+        if let Err(limit) = self.queries.admit(device_id, kind, &self.config.limits) {
+            self.stats.hit(limit);
+            return Err(CommandError::Busy(limit));
+        }
         let sn = self.next_sn();
         let body = match kind {
             query::Kind::Catalog => Manscdp::catalog_query(sn, device_id),
@@ -760,24 +927,4 @@ impl Platform {
 fn from_user(req: &Request) -> Option<String> {
     let from = req.headers.from().ok()?;
     ua::uri_user(&from.uri).map(str::to_owned)
-}
-
-fn count_out(payload: &[u8]) {
-    // The first line tells request from response without a full parse.
-    let line_end = payload
-        .iter()
-        .position(|&b| b == b'\r')
-        .unwrap_or(payload.len())
-        .min(64);
-    let line = &payload[..line_end];
-    if let Some(rest) = line.strip_prefix(b"SIP/2.0 ") {
-        let status = String::from_utf8_lossy(rest.get(..3).unwrap_or(rest)).into_owned();
-        metrics::counter!("sip_messages_out_total", "kind" => "response", "status" => status)
-            .increment(1);
-    } else {
-        let method_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-        let method = String::from_utf8_lossy(&line[..method_end]).into_owned();
-        metrics::counter!("sip_messages_out_total", "kind" => "request", "method" => method)
-            .increment(1);
-    }
 }

@@ -2,13 +2,18 @@
 //! catalog collection (GB/T 28181-2022 Annex M): pages are gathered by SN until `SumNum`
 //! distinct items arrived; duplicates and out-of-order pages are harmless; a timeout ends the
 //! collection with what arrived, flagged incomplete.
+//!
+//! Bounded ([`Limits`]): items kept per catalog, items held by all open collections,
+//! collections open per device, queries open in all. A catalog cut short by a bound ends
+//! flagged incomplete; a query of a kind already open for a device joins it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use super::{CatalogResult, PlatformEvent, QueryError, QueryId};
+use super::config::{Limit, Limits};
+use super::{CatalogResult, PlatformEvent, PlatformStats, QueryError, QueryId};
 use crate::manscdp::{Body, CatalogItem, Manscdp};
 use crate::sip::Response;
 use crate::transaction::TransactionKey;
@@ -39,33 +44,58 @@ struct Collector {
     items: Vec<CatalogItem>,
     index: HashMap<String, usize>,
     pages: u32,
+    /// Items were dropped by a bound: the catalog ends now, incomplete.
+    truncated: bool,
+}
+
+/// Where a page's items may go.
+struct Room<'a> {
+    /// Items this catalog may still take.
+    per_catalog: usize,
+    /// Items all open collections may still take.
+    in_flight: &'a mut usize,
+    max_in_flight: usize,
 }
 
 impl Collector {
-    fn add(&mut self, sum_num: u32, items: Vec<CatalogItem>) {
+    /// Add a page; returns the bound that dropped items, if any.
+    fn add(&mut self, sum_num: u32, items: Vec<CatalogItem>, room: Room<'_>) -> Option<Limit> {
         self.pages += 1;
         self.sum_num = self.sum_num.max(sum_num);
+        let mut dropped = None;
         for item in items {
             match self.index.get(&item.device_id) {
                 // A repeated item replaces the earlier copy in place.
                 Some(&i) => self.items[i] = item,
+                None if self.items.len() >= room.per_catalog => {
+                    dropped = Some(Limit::CatalogItems);
+                }
+                None if *room.in_flight >= room.max_in_flight => {
+                    dropped = Some(Limit::CatalogItemsInFlight);
+                }
                 None => {
+                    *room.in_flight += 1;
                     self.index.insert(item.device_id.clone(), self.items.len());
                     self.items.push(item);
                 }
             }
         }
+        if dropped.is_some() {
+            self.truncated = true;
+        }
+        dropped
     }
 
     fn done(&self) -> bool {
-        self.items.len() as u64 >= u64::from(self.sum_num)
+        self.truncated || self.items.len() as u64 >= u64::from(self.sum_num)
     }
 
-    fn finish(self, complete: bool) -> CatalogResult {
+    fn finish(self, complete: bool, in_flight: &mut usize) -> CatalogResult {
+        *in_flight = in_flight.saturating_sub(self.items.len());
         CatalogResult {
             sum_num: self.sum_num,
             items: self.items,
-            complete,
+            complete: complete && !self.truncated,
             pages: self.pages,
         }
     }
@@ -91,6 +121,8 @@ pub(super) struct Queries {
     /// Catalogs recently completed, by (device, SN): late or repeated pages of them are
     /// dropped instead of starting a new, partial catalog.
     finished: VecDeque<(String, u32)>,
+    /// Catalog items held by open collections.
+    in_flight: usize,
 }
 
 /// How many finished catalogs are remembered.
@@ -99,6 +131,47 @@ const FINISHED_REMEMBERED: usize = 1024;
 impl Queries {
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty() && self.unsolicited.is_empty()
+    }
+
+    /// An open query of `kind` for `device_id`, which a new one may join.
+    pub fn open_query(&self, device_id: &str, kind: Kind) -> Option<QueryId> {
+        self.pending
+            .iter()
+            .filter(|(_, p)| p.device_id == device_id && p.kind == kind)
+            .map(|(id, _)| *id)
+            .min()
+    }
+
+    /// Whether one more query of `kind` may open for `device_id`.
+    pub fn admit(&self, device_id: &str, kind: Kind, limits: &Limits) -> Result<(), Limit> {
+        if self.pending.len() + self.unsolicited.len() >= limits.max_open_queries {
+            return Err(Limit::OpenQueries);
+        }
+        if kind == Kind::Catalog
+            && self.open_catalogs(device_id) >= limits.catalog_max_open_per_device
+        {
+            return Err(Limit::CatalogOpenPerDevice);
+        }
+        Ok(())
+    }
+
+    /// Catalog collections open for one device (queries and unsolicited catalogs).
+    fn open_catalogs(&self, device_id: &str) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.kind == Kind::Catalog && p.device_id == device_id)
+            .count()
+            + self
+                .unsolicited
+                .keys()
+                .filter(|(d, _)| d == device_id)
+                .count()
+    }
+
+    /// The device a query's MESSAGE went to.
+    pub fn device_for_tx(&self, key: &TransactionKey) -> Option<&str> {
+        let id = self.by_tx.get(key)?;
+        self.pending.get(id).map(|p| p.device_id.as_str())
     }
 
     pub fn start(
@@ -162,12 +235,15 @@ impl Queries {
     }
 
     /// A Response MESSAGE from a device. Returns the message when it answers nothing.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_device_response(
         &mut self,
         now: Instant,
         device_id: &str,
         msg: Manscdp,
         page_timeout: Duration,
+        limits: &Limits,
+        stats: &mut PlatformStats,
         events: &mut VecDeque<PlatformEvent>,
     ) -> Option<Manscdp> {
         let kind = Kind::of(&msg.body)?;
@@ -204,10 +280,10 @@ impl Queries {
                 self.unsolicited_page(
                     now,
                     device_id,
-                    msg.sn,
-                    page.sum_num,
-                    page.items,
+                    (msg.sn, page.sum_num, page.items),
                     page_timeout,
+                    limits,
+                    stats,
                     events,
                 );
                 return None;
@@ -234,7 +310,14 @@ impl Queries {
             Body::Catalog(page) => {
                 let p = self.pending.get_mut(&id)?;
                 let c = p.catalog.get_or_insert_with(Collector::default);
-                c.add(page.sum_num, page.items);
+                let room = Room {
+                    per_catalog: limits.catalog_max_items,
+                    in_flight: &mut self.in_flight,
+                    max_in_flight: limits.catalog_max_items_in_flight,
+                };
+                if let Some(limit) = c.add(page.sum_num, page.items, room) {
+                    stats.hit(limit);
+                }
                 p.deadline = now + page_timeout;
                 if c.done() {
                     self.remember_finished(device_id, msg.sn);
@@ -242,13 +325,12 @@ impl Queries {
                         .complete(id)
                         .and_then(|p| p.catalog)
                         .unwrap_or_default();
-                    info!(%device_id, items = collector.items.len(), pages = collector.pages, "catalog complete");
-                    metrics::counter!("catalog_items_total")
-                        .increment(collector.items.len() as u64);
+                    info!(%device_id, items = collector.items.len(), pages = collector.pages, truncated = collector.truncated, "catalog complete");
+                    stats.catalog_items += collector.items.len() as u64;
                     events.push_back(PlatformEvent::Catalog {
                         query: Some(id),
                         device_id: device_id.to_owned(),
-                        result: collector.finish(true),
+                        result: collector.finish(true, &mut self.in_flight),
                     });
                 }
             }
@@ -262,34 +344,53 @@ impl Queries {
         &mut self,
         now: Instant,
         device_id: &str,
-        sn: u32,
-        sum_num: u32,
-        items: Vec<CatalogItem>,
+        (sn, sum_num, items): (u32, u32, Vec<CatalogItem>),
         page_timeout: Duration,
+        limits: &Limits,
+        stats: &mut PlatformStats,
         events: &mut VecDeque<PlatformEvent>,
     ) {
         let key = (device_id.to_owned(), sn);
+        if !self.unsolicited.contains_key(&key)
+            && let Err(limit) = self.admit(device_id, Kind::Catalog, limits)
+        {
+            stats.hit(limit);
+            debug!(%device_id, sn, limit = limit.as_str(), "unsolicited catalog dropped");
+            return;
+        }
         let entry = self
             .unsolicited
             .entry(key.clone())
             .or_insert_with(|| (Collector::default(), now));
-        entry.0.add(sum_num, items);
+        let room = Room {
+            per_catalog: limits.catalog_max_items,
+            in_flight: &mut self.in_flight,
+            max_in_flight: limits.catalog_max_items_in_flight,
+        };
+        if let Some(limit) = entry.0.add(sum_num, items, room) {
+            stats.hit(limit);
+        }
         entry.1 = now + page_timeout;
         if entry.0.done()
             && let Some((c, _)) = self.unsolicited.remove(&key)
         {
             self.remember_finished(device_id, sn);
-            metrics::counter!("catalog_items_total").increment(c.items.len() as u64);
+            stats.catalog_items += c.items.len() as u64;
             events.push_back(PlatformEvent::Catalog {
                 query: None,
                 device_id: device_id.to_owned(),
-                result: c.finish(true),
+                result: c.finish(true, &mut self.in_flight),
             });
         }
     }
 
     /// Time out what waited too long.
-    pub fn sweep(&mut self, now: Instant, events: &mut VecDeque<PlatformEvent>) {
+    pub fn sweep(
+        &mut self,
+        now: Instant,
+        stats: &mut PlatformStats,
+        events: &mut VecDeque<PlatformEvent>,
+    ) {
         let due: Vec<QueryId> = self
             .pending
             .iter()
@@ -306,11 +407,11 @@ impl Queries {
                 self.remember_finished(&p.device_id, p.sn);
                 let c = p.catalog.unwrap_or_default();
                 info!(device_id = %p.device_id, items = c.items.len(), sum_num = c.sum_num, "catalog incomplete at timeout");
-                metrics::counter!("catalog_items_total").increment(c.items.len() as u64);
+                stats.catalog_items += c.items.len() as u64;
                 events.push_back(PlatformEvent::Catalog {
                     query: Some(id),
                     device_id: p.device_id,
-                    result: c.finish(false),
+                    result: c.finish(false, &mut self.in_flight),
                 });
             } else {
                 self.fail(id, QueryError::Timeout, events);
@@ -325,10 +426,11 @@ impl Queries {
         for key in stale {
             if let Some((c, _)) = self.unsolicited.remove(&key) {
                 self.remember_finished(&key.0, key.1);
+                stats.catalog_items += c.items.len() as u64;
                 events.push_back(PlatformEvent::Catalog {
                     query: None,
                     device_id: key.0,
-                    result: c.finish(false),
+                    result: c.finish(false, &mut self.in_flight),
                 });
             }
         }
@@ -350,7 +452,14 @@ impl Queries {
         for id in ids {
             self.fail(id, QueryError::DeviceGone, events);
         }
-        self.unsolicited.retain(|(d, _), _| d != device_id);
+        let in_flight = &mut self.in_flight;
+        self.unsolicited.retain(|(d, _), (c, _)| {
+            let keep = d != device_id;
+            if !keep {
+                *in_flight = in_flight.saturating_sub(c.items.len());
+            }
+            keep
+        });
     }
 
     fn remember_finished(&mut self, device_id: &str, sn: u32) {
@@ -370,6 +479,9 @@ impl Queries {
 
     fn fail(&mut self, id: QueryId, error: QueryError, events: &mut VecDeque<PlatformEvent>) {
         if let Some(p) = self.complete(id) {
+            if let Some(c) = &p.catalog {
+                self.in_flight = self.in_flight.saturating_sub(c.items.len());
+            }
             debug!(device_id = %p.device_id, ?error, "query failed");
             events.push_back(PlatformEvent::QueryFailed {
                 query: id,

@@ -3,14 +3,14 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::{
-    AuthFailure, DeviceSettings, DeviceState, OfflineReason, Platform, PlatformEvent,
+    AuthFailure, DeviceSettings, DeviceState, Limit, OfflineReason, Platform, PlatformEvent,
     UnknownDevicePolicy,
 };
 use crate::digest::{DigestChallenge, DigestCredentials, NonceCheck};
-use crate::sip::{HeaderName, Request, Response};
+use crate::sip::{HeaderName, Request, Response, Uri};
 use crate::transaction::new_tag;
 use crate::transport::Transport;
 use crate::ua;
@@ -19,6 +19,8 @@ use crate::ua;
 const X_GB_VER: &str = "X-GB-ver";
 
 impl Platform {
+    /// REGISTER: policy, throttles, then digest (RFC 2617) against nonces we issued to this
+    /// address. See [`super::auth`] for what is evaluated and what is refused unread.
     pub(super) fn on_register(
         &mut self,
         now: Instant,
@@ -27,81 +29,190 @@ impl Platform {
         remote: SocketAddr,
     ) -> Response {
         let Some(device_id) = super::from_user(req) else {
-            warn!(%remote, "REGISTER without a usable From URI: 400");
+            debug!(%remote, "REGISTER without a usable From URI: 400");
             return self.plain(req, 400);
         };
         if crate::id::GbId::parse(&device_id).is_none() {
-            warn!(%remote, %device_id, "REGISTER from an ID that is not a GB/T 28181 ID: 400");
+            debug!(%remote, %device_id, "REGISTER from an ID that is not a GB/T 28181 ID: 400");
             return self.plain(req, 400);
         }
-        let known = self.devices.get(&device_id).map(|d| d.settings.clone());
+        let known = self.devices.get(&device_id);
         if known.is_none() && self.config.unknown_devices == UnknownDevicePolicy::Reject {
-            info!(%device_id, %remote, "unknown device rejected by policy: 403");
+            debug!(%device_id, %remote, "unknown device rejected by policy: 403");
             self.auth_failed(&device_id, remote, AuthFailure::UnknownDevice);
             return self.plain(req, 403);
         }
+        if known.is_none() && self.devices.len() >= self.config.limits.max_devices {
+            self.stats.hit(Limit::Devices);
+            debug!(%device_id, %remote, "device table full: 503");
+            self.auth_failed(&device_id, remote, AuthFailure::TooManyDevices);
+            let mut resp = self.plain(req, 503);
+            resp.headers.push(HeaderName::RetryAfter, "60");
+            return resp;
+        }
+        let home = known.is_some_and(|d| d.is_home(remote.ip()));
         let password = known
-            .as_ref()
-            .and_then(|s| s.password.clone())
+            .and_then(|d| d.settings.password.clone())
             .unwrap_or_else(|| self.config.password.clone());
+
+        if let Err(wait) = self.auth.gate(now, &device_id, remote.ip(), home) {
+            self.stats.register_throttled += 1;
+            self.auth_failed(
+                &device_id,
+                remote,
+                AuthFailure::Throttled { retry_after: wait },
+            );
+            let mut resp = self.plain(req, 403);
+            resp.reason = "Too Many Failed Attempts".into();
+            resp.headers
+                .push(HeaderName::RetryAfter, wait.as_secs().max(1).to_string());
+            return resp;
+        }
 
         let Some(auth) = req.headers.get(&HeaderName::Authorization) else {
             debug!(%device_id, %remote, "REGISTER without credentials: 401");
-            return self.challenge(now, req, false);
+            return self.challenge(now, req, remote, false);
         };
         let creds = match DigestCredentials::parse(auth) {
             Ok(c) => c,
             Err(e) => {
-                warn!(%device_id, %remote, error = %e, "unusable Authorization header: new challenge");
-                self.auth_failed(
-                    &device_id,
-                    remote,
-                    AuthFailure::BadCredentials(e.to_string()),
-                );
-                return self.challenge(now, req, false);
+                let reason = AuthFailure::BadCredentials(e.to_string());
+                return self.refuse(now, req, &device_id, remote, None, reason, 400);
             }
         };
         if creds.username != device_id {
-            warn!(%device_id, username = %creds.username, %remote, "digest username is not the device ID: 403");
-            self.auth_failed(&device_id, remote, AuthFailure::UsernameMismatch);
-            return self.plain(req, 403);
+            return self.refuse(
+                now,
+                req,
+                &device_id,
+                remote,
+                Some(&creds.nonce),
+                AuthFailure::UsernameMismatch,
+                403,
+            );
+        }
+        if creds.realm != self.config.domain {
+            return self.refuse(
+                now,
+                req,
+                &device_id,
+                remote,
+                Some(&creds.nonce),
+                AuthFailure::RealmMismatch,
+                403,
+            );
+        }
+        if !names_us(&creds.uri, &req.uri, &self.local) {
+            return self.refuse(
+                now,
+                req,
+                &device_id,
+                remote,
+                Some(&creds.nonce),
+                AuthFailure::UriMismatch,
+                403,
+            );
         }
         let nc = if creds.qop.is_some() {
             creds.nonce_count()
         } else {
             0
         };
-        let verified = creds.verify("REGISTER", &password);
-        match self.nonces.check(&creds.nonce, nc, now) {
-            NonceCheck::Fresh if verified => {
-                self.nonces.consume(&creds.nonce, nc);
-            }
-            NonceCheck::Fresh => {
-                warn!(%device_id, %remote, "wrong password: 403");
-                self.auth_failed(&device_id, remote, AuthFailure::WrongPassword);
-                return self.plain(req, 403);
-            }
-            NonceCheck::Stale | NonceCheck::Unknown if verified => {
-                debug!(%device_id, %remote, "stale nonce with good credentials: 401 stale=true");
-                return self.challenge(now, req, true);
-            }
-            NonceCheck::Stale | NonceCheck::Unknown => {
-                debug!(%device_id, %remote, "unknown nonce: new challenge");
-                return self.challenge(now, req, false);
-            }
+        let check = self.auth.check_nonce(&creds.nonce, nc, now, remote.ip());
+        if check == NonceCheck::Unknown {
+            // Not a nonce we issued to this address (invented, forgotten, burnt): nothing is
+            // evaluated, so the answer says nothing about the password.
+            debug!(%device_id, %remote, "unknown nonce: new challenge");
+            return self.challenge(now, req, remote, false);
         }
+        if !creds.verify("REGISTER", &password) {
+            return self.refuse(
+                now,
+                req,
+                &device_id,
+                remote,
+                Some(&creds.nonce),
+                AuthFailure::WrongPassword,
+                403,
+            );
+        }
+        if check == NonceCheck::Stale {
+            debug!(%device_id, %remote, "stale nonce with good credentials: 401 stale=true");
+            return self.challenge(now, req, remote, true);
+        }
+        self.auth.consume_nonce(&creds.nonce, nc);
+        self.auth.succeeded(&device_id, remote.ip());
 
         let expires = register_expires(req).map_or(self.config.default_expires, |s| {
             Duration::from_secs(u64::from(s))
         });
         if expires.is_zero() {
+            if !self
+                .devices
+                .get(&device_id)
+                .is_some_and(|d| d.is_source(transport, remote))
+            {
+                // An authenticated unregister from elsewhere: the registration moves first
+                // (only an authenticated REGISTER may), then ends.
+                self.bind_route(now, &device_id, transport, remote);
+            }
             info!(%device_id, %remote, "device unregistered");
             self.unregister(now, &device_id, OfflineReason::Unregistered);
-            let mut resp = self.ok(now, req);
+            let mut resp = self.ok(req);
             resp.headers.push(HeaderName::Expires, "0");
             return resp;
         }
         self.accept_registration(now, req, &device_id, transport, remote, expires)
+    }
+
+    /// A registration attempt that was evaluated and failed: burn the nonce, count and
+    /// throttle the failure, answer `status`.
+    #[allow(clippy::too_many_arguments)]
+    fn refuse(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        device_id: &str,
+        remote: SocketAddr,
+        nonce: Option<&str>,
+        reason: AuthFailure,
+        status: u16,
+    ) -> Response {
+        debug!(%device_id, %remote, reason = reason.as_str(), status, "registration refused");
+        self.stats.register_failures += 1;
+        if self.auth.failed(now, device_id, remote.ip(), nonce) {
+            self.stats.auth_lockouts += 1;
+        }
+        self.auth_failed(device_id, remote, reason);
+        self.plain(req, status)
+    }
+
+    /// Record where a device is reached: the transport and address of its authenticated
+    /// REGISTER. Moves the TCP connection binding along.
+    fn bind_route(
+        &mut self,
+        now: Instant,
+        device_id: &str,
+        transport: Transport,
+        remote: SocketAddr,
+    ) {
+        let Some(dev) = self.devices.get_mut(device_id) else {
+            return;
+        };
+        let old = (dev.registered, dev.transport);
+        dev.transport = transport;
+        dev.remote = Some(remote);
+        if old.0
+            && let Transport::Tcp(c) = old.1
+        {
+            self.conns.unbind(now, c);
+        }
+        if let Transport::Tcp(c) = transport {
+            self.conns.bind(c);
+        }
+        if let Some(dev) = self.devices.get_mut(device_id) {
+            dev.registered = true;
+        }
     }
 
     fn accept_registration(
@@ -113,7 +224,7 @@ impl Platform {
         remote: SocketAddr,
         expires: Duration,
     ) -> Response {
-        let at = self.wall(now);
+        let at = self.wall();
         let gb_version = header(req, X_GB_VER);
         let user_agent = req.headers.get(&HeaderName::UserAgent).map(str::to_owned);
         let contact = req
@@ -127,9 +238,14 @@ impl Platform {
             .entry(device_id.to_owned())
             .or_insert_with(|| DeviceState::new(device_id, DeviceSettings::default()));
         let refresh = dev.registered && dev.online;
+        let moved = !dev.registered || dev.transport != transport || dev.remote != Some(remote);
+        if moved {
+            self.bind_route(now, device_id, transport, remote);
+        }
+        let Some(dev) = self.devices.get_mut(device_id) else {
+            return self.plain(req, 500);
+        };
         dev.registered = true;
-        dev.transport = transport;
-        dev.remote = Some(remote);
         dev.contact = contact.clone();
         if gb_version.is_some() {
             dev.gb_version = gb_version.clone();
@@ -156,7 +272,7 @@ impl Platform {
                 at,
             });
         }
-        let mut resp = self.ok(now, req);
+        let mut resp = self.ok(req);
         resp.headers
             .push(HeaderName::Expires, expires.as_secs().to_string());
         if let Some(contact) = req.headers.get(&HeaderName::Contact) {
@@ -172,11 +288,12 @@ impl Platform {
         resp
     }
 
-    fn ok(&self, now: Instant, req: &Request) -> Response {
+    /// 200 with the GB `Date` (time sync), read from the wall clock now.
+    fn ok(&self, req: &Request) -> Response {
         let mut resp = ua::response(req, 200, &new_tag(), &self.local);
         resp.headers.push(
             HeaderName::Date,
-            ua::gb_date(self.wall(now), self.config.utc_offset),
+            ua::gb_date(self.wall(), self.config.utc_offset),
         );
         resp
     }
@@ -185,8 +302,14 @@ impl Platform {
         ua::response(req, status, &new_tag(), &self.local)
     }
 
-    fn challenge(&mut self, now: Instant, req: &Request, stale: bool) -> Response {
-        let nonce = self.nonces.issue(now);
+    fn challenge(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        remote: SocketAddr,
+        stale: bool,
+    ) -> Response {
+        let nonce = self.auth.challenge(now, remote.ip());
         let ch = DigestChallenge {
             realm: self.config.domain.clone(),
             nonce,
@@ -201,13 +324,37 @@ impl Platform {
     }
 
     fn auth_failed(&mut self, device_id: &str, remote: SocketAddr, reason: AuthFailure) {
-        metrics::counter!("sip_register_failures_total").increment(1);
         self.events.push_back(PlatformEvent::AuthFailed {
             device_id: device_id.to_owned(),
             remote,
             reason,
         });
     }
+}
+
+/// The digest URI must name this registrar (RFC 2617 §3.2.2.5): the Request-URI itself, or a
+/// SIP URI whose user (if any) is our ID and whose host and port are ours — the Request-URI's
+/// host, our domain or our announced address. Tolerated because it is sent: sipp and some
+/// devices put the registrar's address (`sip:10.0.0.5:5060`) instead of the Request-URI.
+fn names_us(digest_uri: &str, request_uri: &Uri, local: &crate::ua::LocalIdentity) -> bool {
+    let digest_uri = digest_uri.trim();
+    if digest_uri == request_uri.to_string() {
+        return true;
+    }
+    let (Ok(Uri::Sip(d)), Uri::Sip(r)) = (digest_uri.parse::<Uri>(), request_uri) else {
+        return false;
+    };
+    let user_ok = match d.user.as_deref() {
+        None => true,
+        Some(u) => u == local.id || Some(u) == r.user.as_deref(),
+    };
+    let host = d.host.to_string();
+    let host_ok = [r.host.to_string(), local.domain.clone(), local.host.clone()]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&host));
+    let port = d.port.unwrap_or(5060);
+    let port_ok = port == r.port.unwrap_or(5060) || port == local.port;
+    user_ok && host_ok && port_ok
 }
 
 /// The lifetime a REGISTER asks for: `Expires` header, else the Contact `expires` parameter.

@@ -174,6 +174,78 @@ impl StreamDecoder {
     }
 }
 
+/// The receive side of one stream connection (RFC 3261 §18.3): the bytes read so far and the
+/// framing state over them, kept together for the life of the connection.
+///
+/// A TCP read ends wherever the network split the stream: a message may arrive in many
+/// reads, several messages in one. Feed every read with [`MessageStream::extend`] and take
+/// complete messages with [`MessageStream::next_message`]; bytes of a message not yet
+/// complete stay buffered for the next read. The buffer never holds more than one partial
+/// message (at most the size limit) plus the last read.
+///
+/// ```
+/// use gb28181::sip::MessageStream;
+/// let raw = b"MESSAGE sip:a@b SIP/2.0\r\nContent-Length: 5\r\n\r\nhello";
+/// let mut stream = MessageStream::new(4096);
+/// stream.extend(&raw[..20]);
+/// assert!(stream.next_message().unwrap().is_none());
+/// stream.extend(&raw[20..]);
+/// let msg = stream.next_message().unwrap().unwrap();
+/// assert_eq!(&msg.body()[..], b"hello");
+/// assert_eq!(stream.buffered(), 0);
+/// ```
+#[derive(Debug)]
+pub struct MessageStream {
+    decoder: StreamDecoder,
+    buf: BytesMut,
+}
+
+/// A buffer this large is given back once it is empty, so that a connection that once
+/// carried a big catalog page does not keep the memory (RFC 3261 §18.3 framing needs none).
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+impl MessageStream {
+    /// A stream refusing messages larger than `max_message_size` bytes (RFC 3261 §18.3).
+    pub fn new(max_message_size: usize) -> MessageStream {
+        MessageStream {
+            decoder: StreamDecoder::new(max_message_size),
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Append bytes read from the connection (any split of the stream).
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete message, `Ok(None)` when more bytes are needed (RFC 3261 §18.3).
+    ///
+    /// After an error the stream cannot be resynchronised: every later call returns the same
+    /// error, and the connection should be closed.
+    pub fn next_message(&mut self) -> Result<Option<Message>, ParseError> {
+        let r = self.decoder.decode(&mut self.buf);
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        }
+        r
+    }
+
+    /// Bytes buffered that do not yet form a complete message.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes consumed from the stream so far (RFC 3261 §18.3).
+    pub fn position(&self) -> u64 {
+        self.decoder.position()
+    }
+
+    /// The size limit (RFC 3261 §18.3).
+    pub fn max_message_size(&self) -> usize {
+        self.decoder.max_message_size()
+    }
+}
+
 impl Default for StreamDecoder {
     /// A decoder with [`DEFAULT_MAX_MESSAGE_SIZE`].
     fn default() -> StreamDecoder {

@@ -77,6 +77,8 @@ pub enum HeaderName {
     RecordRoute,
     /// `Route` (RFC 3261 §20.34).
     Route,
+    /// `Retry-After` (RFC 3261 §20.33).
+    RetryAfter,
     /// `Require` (RFC 3261 §20.32).
     Require,
     /// `Proxy-Require` (RFC 3261 §20.29).
@@ -100,7 +102,7 @@ pub enum HeaderName {
 }
 
 /// Every known name, in the order used to look names up.
-const KNOWN: [HeaderName; 34] = [
+const KNOWN: [HeaderName; 35] = [
     HeaderName::Via,
     HeaderName::From,
     HeaderName::To,
@@ -126,6 +128,7 @@ const KNOWN: [HeaderName; 34] = [
     HeaderName::Date,
     HeaderName::RecordRoute,
     HeaderName::Route,
+    HeaderName::RetryAfter,
     HeaderName::Require,
     HeaderName::ProxyRequire,
     HeaderName::Unsupported,
@@ -174,6 +177,7 @@ impl HeaderName {
             HeaderName::Date => "Date",
             HeaderName::RecordRoute => "Record-Route",
             HeaderName::Route => "Route",
+            HeaderName::RetryAfter => "Retry-After",
             HeaderName::Require => "Require",
             HeaderName::ProxyRequire => "Proxy-Require",
             HeaderName::Unsupported => "Unsupported",

@@ -2,7 +2,8 @@
 //!
 //! Our own parser and serializer, tuned for what GB/T 28181 devices actually send:
 //!
-//! - [`Message::parse`] reads one datagram; [`StreamDecoder`] frames messages on TCP.
+//! - [`Message::parse`] reads one datagram; [`MessageStream`] (built on
+//!   [`StreamDecoder`]) frames messages on TCP, whatever the reads' boundaries.
 //! - Header names are case-insensitive and compact forms (`v`, `f`, `t`, `i`, `m`, `l`, `c`,
 //!   `k`, `s`, `e`, `o`, `u`, `r`, `b`, `x`, `y`) map to [`HeaderName`] variants; folded lines
 //!   are unfolded. [`Headers`] keeps every line as text, in order; typed accessors
@@ -40,7 +41,7 @@ mod via;
 
 pub use cseq::CSeq;
 pub use error::{ParseError, ParseErrorKind};
-pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, StreamDecoder};
+pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, MessageStream, StreamDecoder};
 pub use header::{HeaderName, Headers};
 pub use message::{Message, Method, Request, Response, reason_phrase};
 pub use name_addr::NameAddr;

@@ -164,10 +164,7 @@ impl ClientTx {
         }
         if self.give_up_at.is_some_and(|t| t <= now) {
             return Outcome {
-                event: Some(TxEvent::Timeout {
-                    key: key.clone(),
-                    request: Box::new(self.request.clone()),
-                }),
+                event: Some(TxEvent::Timeout { key: key.clone() }),
                 terminated: true,
                 ..Outcome::default()
             };

@@ -21,7 +21,7 @@ mod server;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -54,6 +54,36 @@ impl Default for TimerConfig {
             t4: Duration::from_secs(5),
         }
     }
+}
+
+/// Bounds on the server transactions unauthenticated peers can make us hold (each is kept
+/// for 64·T1 = 32 s after its final response over UDP, RFC 3261 §17.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLimits {
+    /// Live server transactions in all.
+    pub max_server: usize,
+    /// Live server transactions from one source IP address.
+    pub max_server_per_source: usize,
+}
+
+impl Default for TxLimits {
+    /// 500,000 in all (a 100,000-device registration storm peaks near 300,000), 4,000 per
+    /// source address (a busy lower platform or a NAT of many devices stays far below).
+    fn default() -> Self {
+        TxLimits {
+            max_server: 500_000,
+            max_server_per_source: 4_000,
+        }
+    }
+}
+
+/// Which bound refused a request (see [`TxLimits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxLimit {
+    /// [`TxLimits::max_server`].
+    Total,
+    /// [`TxLimits::max_server_per_source`].
+    PerSource,
 }
 
 /// Which side of a transaction we are.
@@ -163,6 +193,21 @@ pub enum TxEvent {
         /// Where it came from.
         remote: SocketAddr,
     },
+    /// A response that matched a client transaction but came from another source than the
+    /// one its request went to (another address over UDP, another connection or transport).
+    /// It was not processed: a forged answer cannot complete the transaction. The user may
+    /// still take it with [`TransactionLayer::accept_response`] (a peer it trusts to answer
+    /// from several addresses).
+    Misdirected {
+        /// The client transaction it claims.
+        key: TransactionKey,
+        /// The response.
+        response: Response,
+        /// Where it came from.
+        transport: Transport,
+        /// The source address.
+        remote: SocketAddr,
+    },
     /// A response that matched no client transaction.
     StrayResponse {
         /// The response.
@@ -173,10 +218,21 @@ pub enum TxEvent {
     /// A client transaction got no final response in time (timer B or F), or a server
     /// transaction's final response to an INVITE was never acknowledged (timer H or L).
     Timeout {
-        /// The transaction.
+        /// The transaction (its `method` says which request it was).
         key: TransactionKey,
-        /// The request of that transaction.
-        request: Box<Request>,
+    },
+    /// A new request was not given a transaction because a [`TxLimits`] bound is reached.
+    /// Nothing is kept of it; the user may answer it statelessly (503) with
+    /// [`TransactionLayer::send_stateless`].
+    Refused {
+        /// The request.
+        request: Request,
+        /// Where it came from.
+        transport: Transport,
+        /// The source address.
+        remote: SocketAddr,
+        /// The bound that refused it.
+        limit: TxLimit,
     },
 }
 
@@ -198,8 +254,14 @@ pub enum TxError {
 #[derive(Debug)]
 pub struct TransactionLayer {
     timers: TimerConfig,
+    limits: TxLimits,
     clients: HashMap<TransactionKey, ClientTx>,
     servers: HashMap<TransactionKey, ServerTx>,
+    /// Live server transactions per source IP (for [`TxLimits::max_server_per_source`]).
+    per_source: HashMap<IpAddr, usize>,
+    /// Accepted INVITE server transactions by (Call-ID, CSeq number): the dialog's ACK finds
+    /// the 2xx it acknowledges without a scan (RFC 6026 §8.5).
+    accepted: HashMap<(String, u32), TransactionKey>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_keys: HashMap<u64, TransactionKey>,
     seq: u64,
@@ -217,12 +279,20 @@ pub(crate) struct Outcome {
 }
 
 impl TransactionLayer {
-    /// A layer with the given timer values.
+    /// A layer with the given timer values and default [`TxLimits`].
     pub fn new(timers: TimerConfig) -> TransactionLayer {
+        TransactionLayer::with_limits(timers, TxLimits::default())
+    }
+
+    /// A layer with the given timer values and bounds.
+    pub fn with_limits(timers: TimerConfig, limits: TxLimits) -> TransactionLayer {
         TransactionLayer {
             timers,
+            limits,
             clients: HashMap::new(),
             servers: HashMap::new(),
+            per_source: HashMap::new(),
+            accepted: HashMap::new(),
             deadlines: BinaryHeap::new(),
             timer_keys: HashMap::new(),
             seq: 0,
@@ -302,11 +372,17 @@ impl TransactionLayer {
         if request.method == Method::Ack {
             // ACK of a 2xx (or of a transaction we forgot): the dialog's business. It also
             // ends the retransmission of that 2xx (RFC 6026 §8.5).
-            let acked = self.servers.iter_mut().find_map(|(k, tx)| {
-                tx.absorb_dialog_ack(now, &request)
-                    .then(|| (k.clone(), tx.deadline()))
-            });
-            if let Some((k, deadline)) = acked {
+            let acked = request
+                .headers
+                .call_id()
+                .zip(request.headers.cseq().ok())
+                .and_then(|(call_id, cseq)| self.accepted.get(&(call_id.to_owned(), cseq.seq)))
+                .cloned();
+            if let Some(k) = acked
+                && let Some(tx) = self.servers.get_mut(&k)
+                && tx.absorb_dialog_ack(now)
+            {
+                let deadline = tx.deadline();
                 self.schedule(&k, deadline);
             }
             self.events.push_back(TxEvent::Request {
@@ -317,8 +393,26 @@ impl TransactionLayer {
             });
             return;
         }
+        let from_source = self.per_source.get(&remote.ip()).copied().unwrap_or(0);
+        let limit = if self.servers.len() >= self.limits.max_server {
+            Some(TxLimit::Total)
+        } else if from_source >= self.limits.max_server_per_source {
+            Some(TxLimit::PerSource)
+        } else {
+            None
+        };
+        if let Some(limit) = limit {
+            self.events.push_back(TxEvent::Refused {
+                request,
+                transport,
+                remote,
+                limit,
+            });
+            return;
+        }
         let tx = ServerTx::new(&request, transport, remote);
         self.servers.insert(key.clone(), tx);
+        *self.per_source.entry(remote.ip()).or_default() += 1;
         self.events.push_back(TxEvent::Request {
             key: Some(key),
             request,
@@ -327,8 +421,45 @@ impl TransactionLayer {
         });
     }
 
-    /// Feed a received response.
-    pub fn handle_response(&mut self, now: Instant, response: Response, remote: SocketAddr) {
+    /// Feed a received response. It is processed only when it comes from where its request
+    /// went (the same TCP connection, or the same UDP address); otherwise it is reported as
+    /// [`TxEvent::Misdirected`].
+    pub fn handle_response(
+        &mut self,
+        now: Instant,
+        response: Response,
+        transport: Transport,
+        remote: SocketAddr,
+    ) {
+        if let Some(key) = TransactionKey::client_for_response(&response)
+            && let Some(tx) = self.clients.get(&key)
+        {
+            let same = match tx.transport {
+                Transport::Udp => transport == Transport::Udp && remote == tx.remote,
+                t @ Transport::Tcp(_) => transport == t,
+            };
+            if !same {
+                self.events.push_back(TxEvent::Misdirected {
+                    key,
+                    response,
+                    transport,
+                    remote,
+                });
+                return;
+            }
+        }
+        self.accept_response(now, response, transport, remote);
+    }
+
+    /// Feed a received response without checking its source (see
+    /// [`TxEvent::Misdirected`]).
+    pub fn accept_response(
+        &mut self,
+        now: Instant,
+        response: Response,
+        _transport: Transport,
+        remote: SocketAddr,
+    ) {
         let key = TransactionKey::client_for_response(&response);
         let Some((key, tx)) = key.and_then(|k| self.clients.get_mut(&k).map(|tx| (k, tx))) else {
             self.events
@@ -355,6 +486,11 @@ impl TransactionLayer {
         let out = tx.on_respond(now, &response, self.timers);
         let deadline = tx.deadline();
         let (t, r) = (tx.transport, tx.remote);
+        if tx.is_accepted()
+            && let Some(dialog) = tx.dialog()
+        {
+            self.accepted.insert(dialog.clone(), key.clone());
+        }
         self.apply(key, out, t, r, deadline, Role::Server);
         Ok(())
     }
@@ -436,13 +572,46 @@ impl TransactionLayer {
                 && tx.awaiting_final()
             {
                 self.timeouts += 1;
-                self.events.push_back(TxEvent::Timeout {
-                    key,
-                    request: Box::new(tx.request),
-                });
+                self.events.push_back(TxEvent::Timeout { key });
             }
         }
-        self.servers.retain(|_, tx| tx.transport != transport);
+        let dead: Vec<TransactionKey> = self
+            .servers
+            .iter()
+            .filter(|(_, tx)| tx.transport == transport)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in dead {
+            self.remove_server(&key);
+        }
+    }
+
+    /// Live server transactions from one source IP address.
+    pub fn server_count_from(&self, ip: IpAddr) -> usize {
+        self.per_source.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// The bounds in force.
+    pub fn limits(&self) -> TxLimits {
+        self.limits
+    }
+
+    fn remove_server(&mut self, key: &TransactionKey) {
+        let Some(tx) = self.servers.remove(key) else {
+            return;
+        };
+        if let Some(dialog) = tx.dialog()
+            && self.accepted.get(dialog) == Some(key)
+        {
+            self.accepted.remove(dialog);
+        }
+        let ip = tx.remote.ip();
+        if let Some(n) = self.per_source.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&ip);
+            }
+        }
     }
 
     /// Number of live transactions (client, server).
@@ -495,9 +664,7 @@ impl TransactionLayer {
                 Role::Client => {
                     self.clients.remove(key);
                 }
-                Role::Server => {
-                    self.servers.remove(key);
-                }
+                Role::Server => self.remove_server(key),
             }
         } else {
             self.schedule(key, deadline);

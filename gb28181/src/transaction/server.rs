@@ -23,9 +23,13 @@ enum State {
     Accepted,
 }
 
+/// A server transaction keeps what matching and retransmission need (the last response, and
+/// for INVITE the Call-ID and CSeq number a dialog ACK carries), never the request itself:
+/// a flood of large requests costs no more than a flood of small ones.
 #[derive(Debug)]
 pub(crate) struct ServerTx {
-    request: Request,
+    /// INVITE only: (Call-ID, CSeq number), what the ACK of a 2xx matches (RFC 6026 §8.5).
+    dialog: Option<(String, u32)>,
     pub transport: Transport,
     pub remote: SocketAddr,
     state: State,
@@ -43,8 +47,15 @@ pub(crate) struct ServerTx {
 impl ServerTx {
     pub fn new(request: &Request, transport: Transport, remote: SocketAddr) -> ServerTx {
         let invite = request.method == Method::Invite;
+        let dialog = invite
+            .then(|| {
+                let call_id = request.headers.call_id()?.to_owned();
+                let seq = request.headers.cseq().ok()?.seq;
+                Some((call_id, seq))
+            })
+            .flatten();
         ServerTx {
-            request: request.clone(),
+            dialog,
             transport,
             remote,
             state: if invite {
@@ -111,25 +122,26 @@ impl ServerTx {
         }
     }
 
-    /// Stop retransmitting our 2xx when the dialog's ACK (a new branch, same Call-ID and CSeq
-    /// number) arrives. Returns true when this transaction was the one acknowledged.
-    pub fn absorb_dialog_ack(&mut self, now: Instant, ack: &Request) -> bool {
-        if !(self.invite && self.state == State::Accepted) {
+    /// (Call-ID, CSeq number) of an INVITE transaction, for the ACK index.
+    pub fn dialog(&self) -> Option<&(String, u32)> {
+        self.dialog.as_ref()
+    }
+
+    /// True while a 2xx to INVITE is retransmitted and waits for the dialog's ACK.
+    pub fn is_accepted(&self) -> bool {
+        self.invite && self.state == State::Accepted
+    }
+
+    /// The dialog's ACK (a new branch, same Call-ID and CSeq number) arrived: stop
+    /// retransmitting our 2xx (RFC 6026 §8.5). Returns true when it was awaited.
+    pub fn absorb_dialog_ack(&mut self, now: Instant) -> bool {
+        if !self.is_accepted() {
             return false;
         }
-        let same_call = ack.headers.call_id().is_some()
-            && ack.headers.call_id() == self.request.headers.call_id();
-        let same_seq = match (ack.headers.cseq(), self.request.headers.cseq()) {
-            (Ok(a), Ok(b)) => a.seq == b.seq,
-            _ => false,
-        };
-        if same_call && same_seq {
-            self.retransmit_at = None;
-            self.give_up_at = None;
-            self.linger_until = Some(now);
-            return true;
-        }
-        false
+        self.retransmit_at = None;
+        self.give_up_at = None;
+        self.linger_until = Some(now);
+        true
     }
 
     pub fn on_respond(
@@ -195,13 +207,8 @@ impl ServerTx {
         }
         if self.give_up_at.is_some_and(|t| t <= now) {
             // Timer H (no ACK for a non-2xx) or L (no ACK for a 2xx).
-            let event =
-                (self.state == State::Completed || self.state == State::Accepted).then(|| {
-                    TxEvent::Timeout {
-                        key: key.clone(),
-                        request: Box::new(self.request.clone()),
-                    }
-                });
+            let event = (self.state == State::Completed || self.state == State::Accepted)
+                .then(|| TxEvent::Timeout { key: key.clone() });
             return Outcome {
                 event,
                 terminated: true,

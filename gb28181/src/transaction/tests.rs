@@ -148,10 +148,20 @@ fn final_response_completes_and_absorbs_retransmissions() {
         .unwrap();
     drain(&mut layer);
     let ok = response_to(&req, 200);
-    layer.handle_response(t0 + Duration::from_millis(100), ok.clone(), remote());
+    layer.handle_response(
+        t0 + Duration::from_millis(100),
+        ok.clone(),
+        Transport::Udp,
+        remote(),
+    );
     let (_, events) = drain(&mut layer);
     assert!(matches!(&events[..], [TxEvent::Response { response, .. }] if response.status == 200));
-    layer.handle_response(t0 + Duration::from_millis(200), ok, remote());
+    layer.handle_response(
+        t0 + Duration::from_millis(200),
+        ok,
+        Transport::Udp,
+        remote(),
+    );
     assert!(drain(&mut layer).1.is_empty(), "retransmitted 200 absorbed");
     let (sent, events) = run_until(&mut layer, t0 + Duration::from_secs(60));
     assert!(sent.is_empty() && events.is_empty());
@@ -162,7 +172,12 @@ fn final_response_completes_and_absorbs_retransmissions() {
 fn unmatched_response_is_stray() {
     let mut layer = TransactionLayer::new(TimerConfig::default());
     let req = request("MESSAGE", "z9hG4bK5", 1);
-    layer.handle_response(Instant::now(), response_to(&req, 200), remote());
+    layer.handle_response(
+        Instant::now(),
+        response_to(&req, 200),
+        Transport::Udp,
+        remote(),
+    );
     assert!(matches!(
         drain(&mut layer).1.as_slice(),
         [TxEvent::StrayResponse { .. }]
@@ -178,9 +193,9 @@ fn invite_failure_is_acked_by_the_layer() {
         .send_request(t0, invite.clone(), Transport::Udp, remote())
         .unwrap();
     drain(&mut layer);
-    layer.handle_response(t0, response_to(&invite, 100), remote());
+    layer.handle_response(t0, response_to(&invite, 100), Transport::Udp, remote());
     let busy = response_to(&invite, 486);
-    layer.handle_response(t0, busy.clone(), remote());
+    layer.handle_response(t0, busy.clone(), Transport::Udp, remote());
     let (sent, events) = drain(&mut layer);
     assert_eq!(events.len(), 2);
     assert_eq!(sent.len(), 1);
@@ -194,7 +209,7 @@ fn invite_failure_is_acked_by_the_layer() {
     assert_eq!(ack.headers.top_via().unwrap().branch(), Some("z9hG4bK6"));
     assert_eq!(ack.headers.to().unwrap().tag(), Some("remote"));
     // A retransmitted 486 is answered with the same ACK and not reported again.
-    layer.handle_response(t0 + Duration::from_secs(1), busy, remote());
+    layer.handle_response(t0 + Duration::from_secs(1), busy, Transport::Udp, remote());
     let (sent, events) = drain(&mut layer);
     assert_eq!(sent.len(), 1);
     assert!(events.is_empty());
@@ -341,5 +356,99 @@ fn duplicate_client_branch_is_refused() {
     assert!(matches!(
         layer.send_request(t0, req, Transport::Udp, remote()),
         Err(TxError::Duplicate(_))
+    ));
+}
+
+#[test]
+fn server_transactions_are_bounded_in_all_and_per_source() {
+    let t0 = Instant::now();
+    let limits = TxLimits {
+        max_server: 5,
+        max_server_per_source: 3,
+    };
+    let mut layer = TransactionLayer::with_limits(TimerConfig::default(), limits);
+    let other: SocketAddr = "192.0.2.11:5060".parse().unwrap();
+    let mut refused = Vec::new();
+    for i in 0..4 {
+        layer.handle_request(
+            t0,
+            request("OPTIONS", &format!("z9hG4bKa{i}"), 1),
+            Transport::Udp,
+            remote(),
+        );
+    }
+    for i in 0..3 {
+        layer.handle_request(
+            t0,
+            request("OPTIONS", &format!("z9hG4bKb{i}"), 1),
+            Transport::Udp,
+            other,
+        );
+    }
+    for e in drain(&mut layer).1 {
+        if let TxEvent::Refused { limit, remote, .. } = e {
+            refused.push((limit, remote));
+        }
+    }
+    assert_eq!(
+        refused,
+        [(TxLimit::PerSource, remote()), (TxLimit::Total, other)],
+        "the 4th from one source, then the 6th in all"
+    );
+    assert_eq!(layer.len().1, 5);
+    assert_eq!(layer.server_count_from(remote().ip()), 3);
+    // Once they end, the counts come down.
+    let (_, _) = run_until(&mut layer, t0 + Duration::from_secs(1));
+    for i in 0..3 {
+        let key = TransactionKey::server(&request("OPTIONS", &format!("z9hG4bKa{i}"), 1)).unwrap();
+        let resp = response_to(&request("OPTIONS", &format!("z9hG4bKa{i}"), 1), 200);
+        layer.respond(t0, &key, resp).unwrap();
+    }
+    run_until(&mut layer, t0 + Duration::from_secs(40));
+    assert_eq!(layer.server_count_from(remote().ip()), 0);
+    layer.handle_request(
+        t0 + Duration::from_secs(40),
+        request("OPTIONS", "z9hG4bKc", 1),
+        Transport::Udp,
+        remote(),
+    );
+    assert!(matches!(
+        drain(&mut layer).1.as_slice(),
+        [TxEvent::Request { key: Some(_), .. }]
+    ));
+}
+
+#[test]
+fn a_response_from_elsewhere_is_not_processed() {
+    let t0 = Instant::now();
+    let mut layer = TransactionLayer::new(TimerConfig::default());
+    let req = request("MESSAGE", "z9hG4bK20", 1);
+    layer
+        .send_request(t0, req.clone(), Transport::Udp, remote())
+        .unwrap();
+    drain(&mut layer);
+    let forger: SocketAddr = "192.0.2.66:5060".parse().unwrap();
+    layer.handle_response(t0, response_to(&req, 200), Transport::Udp, forger);
+    layer.handle_response(
+        t0,
+        response_to(&req, 200),
+        Transport::Tcp(ConnId(3)),
+        remote(),
+    );
+    let (_, events) = drain(&mut layer);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, TxEvent::Misdirected { .. })),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 2);
+    // The transaction still waits and retransmits; the real answer completes it.
+    let (sent, _) = run_until(&mut layer, t0 + Duration::from_millis(600));
+    assert_eq!(sent.len(), 1);
+    layer.handle_response(t0, response_to(&req, 200), Transport::Udp, remote());
+    assert!(matches!(
+        drain(&mut layer).1.as_slice(),
+        [TxEvent::Response { .. }]
     ));
 }

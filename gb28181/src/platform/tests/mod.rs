@@ -1,191 +1,15 @@
 //! Platform core against device cores, on simulated time and an in-memory network.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+mod field;
+mod net;
+
+use std::time::Duration;
 
 use super::*;
-use crate::device::{Device, DeviceConfig, DeviceEvent};
-use crate::manscdp::{CatalogItem, DeviceInfo};
+use crate::device::DeviceEvent;
+use crate::manscdp::CatalogItem;
 use crate::sip::Message;
-
-const PLATFORM_ID: &str = "34020000002000000001";
-const PLATFORM_ADDR: &str = "127.0.0.1:5060";
-
-fn platform_addr() -> SocketAddr {
-    PLATFORM_ADDR.parse().unwrap()
-}
-
-fn device_addr(i: usize) -> SocketAddr {
-    format!("127.0.0.2:{}", 15060 + i).parse().unwrap()
-}
-
-fn device_id(i: usize) -> String {
-    format!("340200000013200{:05}", i + 1)
-}
-
-fn channels(dev: &str, n: usize) -> Vec<CatalogItem> {
-    (0..n)
-        .map(|c| {
-            let mut item = CatalogItem::new(
-                format!("{}{:03}", &dev[..17], c + 1),
-                format!("通道{}", c + 1),
-            );
-            item.parent_id = Some(dev.to_owned());
-            item.status = Some("ON".into());
-            item
-        })
-        .collect()
-}
-
-fn device_config(i: usize, password: &str, n_channels: usize) -> DeviceConfig {
-    let id = device_id(i);
-    DeviceConfig {
-        server_id: PLATFORM_ID.into(),
-        server_domain: "3402000000".into(),
-        server: platform_addr(),
-        local_host: "127.0.0.2".into(),
-        local_port: device_addr(i).port(),
-        password: password.into(),
-        expires: Duration::from_secs(3600),
-        keepalive_interval: Duration::from_secs(60),
-        keepalive_max_missed: 3,
-        register_retry: Duration::from_secs(60),
-        gb_version: Some("3.0".into()),
-        charset: Charset::Gb2312,
-        info: DeviceInfo {
-            device_name: Some("大门口".into()),
-            manufacturer: Some("Sim".into()),
-            model: Some("IPC-1".into()),
-            firmware: Some("1.0".into()),
-            channel: Some(n_channels as u32),
-            ..DeviceInfo::default()
-        },
-        channels: channels(&id, n_channels),
-        catalog_page_size: 2,
-        user_agent: "sim".into(),
-        timers: TimerConfig::default(),
-        id,
-    }
-}
-
-/// An in-memory network between one platform and some devices, with simulated time.
-struct Net {
-    now: Instant,
-    platform: Platform,
-    devices: Vec<Device>,
-    platform_events: Vec<PlatformEvent>,
-    device_events: Vec<Vec<DeviceEvent>>,
-    /// Devices whose traffic is dropped (gone silent).
-    muted: Vec<bool>,
-    /// Every message the platform sent, for inspection.
-    sent_by_platform: Vec<Message>,
-    sent_by_devices: Vec<Message>,
-}
-
-impl Net {
-    fn new(config: PlatformConfig) -> Net {
-        let now = Instant::now();
-        Net {
-            platform: Platform::new(
-                config,
-                now,
-                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            ),
-            now,
-            devices: Vec::new(),
-            platform_events: Vec::new(),
-            device_events: Vec::new(),
-            muted: Vec::new(),
-            sent_by_platform: Vec::new(),
-            sent_by_devices: Vec::new(),
-        }
-    }
-
-    fn config() -> PlatformConfig {
-        PlatformConfig::new(PLATFORM_ID, "127.0.0.1", 5060, "12345678")
-    }
-
-    fn add(&mut self, cfg: DeviceConfig) -> usize {
-        let mut d = Device::new(cfg, Transport::Udp);
-        d.start(self.now);
-        self.devices.push(d);
-        self.device_events.push(Vec::new());
-        self.muted.push(false);
-        self.pump();
-        self.devices.len() - 1
-    }
-
-    fn pump(&mut self) {
-        for _ in 0..100_000 {
-            let mut moved = false;
-            while let Some(t) = self.platform.poll_transmit() {
-                moved = true;
-                self.sent_by_platform
-                    .push(Message::parse(&t.payload).unwrap());
-                if let Some(i) = (0..self.devices.len()).find(|&i| device_addr(i) == t.remote)
-                    && !self.muted[i]
-                {
-                    self.devices[i].handle_datagram(self.now, platform_addr(), &t.payload);
-                }
-            }
-            for i in 0..self.devices.len() {
-                while let Some(t) = self.devices[i].poll_transmit() {
-                    moved = true;
-                    assert_eq!(t.remote, platform_addr());
-                    self.sent_by_devices
-                        .push(Message::parse(&t.payload).unwrap());
-                    if !self.muted[i] {
-                        self.platform
-                            .handle_datagram(self.now, device_addr(i), &t.payload);
-                    }
-                }
-                while let Some(e) = self.devices[i].poll_event() {
-                    self.device_events[i].push(e);
-                }
-            }
-            while let Some(e) = self.platform.poll_event() {
-                self.platform_events.push(e);
-            }
-            if !moved {
-                return;
-            }
-        }
-        panic!("network did not settle");
-    }
-
-    /// Advance simulated time to `now + d`, firing every timer on the way.
-    fn advance(&mut self, d: Duration) {
-        let until = self.now + d;
-        loop {
-            let next = std::iter::once(self.platform.poll_timeout())
-                .chain(self.devices.iter().map(|d| d.poll_timeout()))
-                .flatten()
-                .min();
-            match next {
-                Some(t) if t <= until => {
-                    self.now = self.now.max(t);
-                    self.platform.handle_timeout(self.now);
-                    for d in &mut self.devices {
-                        d.handle_timeout(self.now);
-                    }
-                    self.pump();
-                }
-                _ => break,
-            }
-        }
-        self.now = until;
-    }
-
-    fn take_events(&mut self) -> Vec<PlatformEvent> {
-        std::mem::take(&mut self.platform_events)
-    }
-
-    /// Events produced by direct calls on the platform, after moving its transmits.
-    fn take_events_now(&mut self) -> Vec<PlatformEvent> {
-        self.pump();
-        self.take_events()
-    }
-}
+use net::*;
 
 #[test]
 fn device_registers_with_digest_and_catalog_is_collected() {
@@ -282,7 +106,7 @@ fn per_device_password_overrides_global() {
         &device_id(0),
         DeviceSettings {
             password: Some("special".into()),
-            charset: None,
+            ..DeviceSettings::default()
         },
     );
     net.add(device_config(0, "special", 1));
@@ -682,7 +506,7 @@ fn expired_nonce_gets_stale_then_a_new_challenge() {
     assert_eq!(r.status, 401);
     let www = r.headers.get(&HeaderName::WwwAuthenticate).unwrap();
     assert!(www.contains("stale=true"), "{www}");
-    // A forged response with that nonce is not stale: a plain new challenge.
+    // A wrong response with that nonce is a failure: 403, and the nonce is burnt.
     let mut forged = late.clone();
     let auth = forged
         .headers
@@ -701,6 +525,16 @@ fn expired_nonce_gets_stale_then_a_new_challenge() {
     forged.headers.set(HeaderName::Via, via);
     net.platform
         .handle_datagram(net.now, device_addr(0), &forged.to_bytes());
+    assert_eq!(next_response(&mut net).status, 403);
+    // Burnt: even the right response with it is no longer evaluated (a plain challenge).
+    let via = late
+        .headers
+        .get(&HeaderName::Via)
+        .unwrap()
+        .replace("z9hG4bKlate", "z9hG4bKagain");
+    late.headers.set(HeaderName::Via, via);
+    net.platform
+        .handle_datagram(net.now, device_addr(0), &late.to_bytes());
     let r = next_response(&mut net);
     assert_eq!(r.status, 401);
     assert!(
