@@ -319,6 +319,8 @@ fn export_core(snap: &crate::signalling::SecuritySnapshot) {
     }
     metrics::counter!("sip_parse_errors_total", "transport" => "udp").absolute(s.parse_errors_udp);
     metrics::counter!("sip_parse_errors_total", "transport" => "tcp").absolute(s.parse_errors_tcp);
+    metrics::counter!("sip_tcp_reads_total").absolute(s.tcp_reads);
+    metrics::counter!("sip_tcp_split_messages_total").absolute(s.tcp_split_messages);
     metrics::counter!("sip_transaction_timeouts_total").absolute(s.transaction_timeouts);
     metrics::counter!("sip_register_failures_total").absolute(s.register_failures);
     metrics::counter!("sip_register_throttled_total").absolute(s.register_throttled);

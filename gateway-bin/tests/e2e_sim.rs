@@ -4,33 +4,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-struct Sim(Child);
-
-impl Sim {
-    fn start(gw: &Gateway, args: &[&str]) -> Sim {
-        let child = Command::new(example_bin("gb28181-sim"))
-            .args(["--server", &gw.sip.to_string(), "--password", PASSWORD])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gb28181-sim");
-        Sim(child)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn devices(gw: &Gateway) -> Vec<Value> {
     let (status, body) = get(&gw.url("/api/v1/devices"));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use gb28181::sip::{HeaderName, Message, Method, ParseError, ParseErrorKind, StreamDecoder};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/sip");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sip");
 
 /// Files holding two messages back to back, as read from one TCP segment.
 const TWO_MESSAGE_FILES: [&str; 2] = [

@@ -158,7 +158,7 @@ const FIXTURES: [&[u8]; 7] = [
     include_bytes!("data/sip/hikvision_ipc_keepalive.sip"),
     include_bytes!("data/sip/hikvision_ipc_invite_100trying.sip"),
     include_bytes!("data/sip/hikvision_ipc_invite_200ok_sdp.sip"),
-    include_bytes!("data/sip/hikvision_ipc_invite_200ok_tcp_active.sip"),
+    include_bytes!("data/sip/srs_utest/hikvision_ipc_invite_200ok_tcp_active.sip"),
     include_bytes!("data/sip/hikvision_ipc_bye_200ok.sip"),
     include_bytes!("data/sip/hikvision_nvr_catalog_gb2312_page1.sip"),
 ];

@@ -12,7 +12,7 @@ use gb28181::sip::{
 fn dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/sip/rfc4475"
+        "/tests/data/sip/rfc4475"
     ))
 }
 

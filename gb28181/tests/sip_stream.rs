@@ -7,7 +7,8 @@ use gb28181::sip::{HeaderName, Message, ParseError, ParseErrorKind, StreamDecode
 const REGISTER: &[u8] = include_bytes!("data/sip/hikvision_ipc_register.sip");
 const KEEPALIVE: &[u8] = include_bytes!("data/sip/hikvision_ipc_keepalive.sip");
 const CATALOG: &[u8] = include_bytes!("data/sip/hikvision_nvr_catalog_gb2312_page1.sip");
-const INVITE_200_TCP: &[u8] = include_bytes!("data/sip/hikvision_ipc_invite_200ok_tcp_active.sip");
+const INVITE_200_TCP: &[u8] =
+    include_bytes!("data/sip/srs_utest/hikvision_ipc_invite_200ok_tcp_active.sip");
 
 fn drain(dec: &mut StreamDecoder, buf: &mut BytesMut) -> Result<Vec<Message>, ParseError> {
     let mut out = Vec::new();

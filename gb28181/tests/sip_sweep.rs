@@ -7,7 +7,7 @@ use std::path::Path;
 use bytes::BytesMut;
 use gb28181::sip::{HeaderName, Message, StreamDecoder};
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/sip");
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/sip");
 
 fn real_device_messages() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();

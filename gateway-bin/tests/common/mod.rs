@@ -275,3 +275,162 @@ pub fn sipp() -> PathBuf {
     }
     panic!("sipp is not installed (Debian package sip-tester); scripts/test-all installs it");
 }
+
+/// Run a command, panicking with its output when it fails.
+pub fn sh(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace joined to this host by a veth pair with MTU 1500 and every
+/// segmentation offload off, so that TCP crosses it in real 1448-byte segments (loopback's
+/// 64 KiB MTU never splits a SIP message). Removed on drop. Needs root (CAP_NET_ADMIN),
+/// iproute2 and ethtool; `scripts/test-all` installs them.
+pub struct Netns {
+    pub name: String,
+    host_if: String,
+    /// This host's address on the link.
+    pub host_ip: std::net::Ipv4Addr,
+    /// The namespace's address on the link.
+    pub ns_ip: std::net::Ipv4Addr,
+}
+
+impl Netns {
+    /// A namespace for one test; `tag` (0–9) keeps tests of one binary apart.
+    pub fn create(tag: u8) -> Netns {
+        let id = std::process::id() % 10_000;
+        let name = format!("gbt{id}n{tag}");
+        let host_if = format!("gbh{id}n{tag}");
+        let ns_if = format!("gbn{id}n{tag}");
+        let subnet = (id % 250) as u8;
+        let host_ip = std::net::Ipv4Addr::new(10, 210 + tag, subnet, 1);
+        let ns_ip = std::net::Ipv4Addr::new(10, 210 + tag, subnet, 2);
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        let add = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("ip (iproute2) is needed for the network tests");
+        assert!(
+            add.status.success(),
+            "cannot create a network namespace (run as root, with CAP_NET_ADMIN): {}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        let ns = Netns {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host_ip,
+            ns_ip,
+        };
+        sh(
+            "ip",
+            &[
+                "link", "add", &host_if, "mtu", "1500", "type", "veth", "peer", "name", &ns_if,
+                "mtu", "1500",
+            ],
+        );
+        sh("ip", &["link", "set", &ns_if, "netns", &name]);
+        sh(
+            "ip",
+            &["addr", "add", &format!("{host_ip}/24"), "dev", &host_if],
+        );
+        sh("ip", &["link", "set", &host_if, "up"]);
+        sh(
+            "ip",
+            &[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{ns_ip}/24"),
+                "dev",
+                &ns_if,
+            ],
+        );
+        sh("ip", &["-n", &name, "link", "set", &ns_if, "up"]);
+        sh("ip", &["-n", &name, "link", "set", "lo", "up"]);
+        // No TSO/GSO/GRO: segments on the wire are what a 1500-byte network carries.
+        for (netns, dev) in [(None, &host_if), (Some(&name), &ns_if)] {
+            let mut args: Vec<&str> = Vec::new();
+            if let Some(n) = netns {
+                args.extend(["netns", "exec", n.as_str(), "ethtool"]);
+            }
+            args.extend(["-K", dev.as_str(), "tso", "off", "gso", "off", "gro", "off"]);
+            let (program, args) = if netns.is_some() {
+                ("ip", args)
+            } else {
+                ("ethtool", args)
+            };
+            sh(program, &args);
+        }
+        ns
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A Prometheus counter from `/metrics`, summed over the label sets that contain `labels`.
+pub fn counter(gw: &Gateway, name: &str, labels: &str) -> f64 {
+    let (_, text) = get_anonymous(&gw.url("/metrics"));
+    text.lines()
+        .filter(|l| l.split(['{', ' ']).next() == Some(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A running `gb28181-sim` against a gateway, killed on drop.
+pub struct Sim(pub Child);
+
+impl Sim {
+    pub fn start(gw: &Gateway, args: &[&str]) -> Sim {
+        let child = Command::new(example_bin("gb28181-sim"))
+            .args(["--server", &gw.sip.to_string(), "--password", PASSWORD])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gb28181-sim");
+        Sim(child)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Start a gateway with a TOML configuration (written into its data directory).
+pub fn start_with_config(data_dir: &Path, toml: &str, extra: &[&str]) -> Gateway {
+    let config = data_dir.join("gateway-test.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut args = vec!["--config", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Gateway::start(data_dir, &args)
+}

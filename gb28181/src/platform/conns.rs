@@ -66,7 +66,8 @@ impl Connections {
         self.idle.insert((now, conn));
     }
 
-    /// Bytes read from `conn`: the messages they complete. A connection the shell did not
+    /// Bytes read from `conn`: the messages they complete, and whether the first of them
+    /// began in an earlier read (the network split it). A connection the shell did not
     /// announce is taken as opened now (shells that do not report openings still work).
     pub fn feed(
         &mut self,
@@ -75,19 +76,21 @@ impl Connections {
         remote: SocketAddr,
         data: &[u8],
         max_message: usize,
-    ) -> Result<Vec<Message>, ParseError> {
+    ) -> Result<(Vec<Message>, bool), ParseError> {
         if !self.conns.contains_key(&conn) {
             self.insert(now, conn, remote, max_message);
         }
         let Some(c) = self.conns.get_mut(&conn) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), false));
         };
+        let carried = c.stream.buffered() > 0;
         c.stream.extend(data);
         let mut out = Vec::new();
         while let Some(m) = c.stream.next_message()? {
             out.push(m);
         }
-        Ok(out)
+        let split = carried && !out.is_empty();
+        Ok((out, split))
     }
 
     /// The connection is gone.

@@ -338,8 +338,12 @@ impl Platform {
     /// reads and several in one).
     pub fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
         let max = self.config.limits.max_message_size_tcp;
+        self.stats.tcp_reads += 1;
         match self.conns.feed(now, conn, from, data, max) {
-            Ok(messages) => {
+            Ok((messages, split)) => {
+                if split {
+                    self.stats.tcp_split_messages += 1;
+                }
                 for msg in messages {
                     self.handle_message(now, msg, Transport::Tcp(conn), from);
                 }

@@ -65,7 +65,7 @@ impl Platform {
             let mut resp = self.plain(req, 403);
             resp.reason = "Too Many Failed Attempts".into();
             resp.headers
-                .push(HeaderName::RetryAfter, wait.as_secs().max(1).to_string());
+                .push(HeaderName::RetryAfter, ceil_secs(wait).to_string());
             return resp;
         }
 
@@ -355,6 +355,11 @@ fn names_us(digest_uri: &str, request_uri: &Uri, local: &crate::ua::LocalIdentit
     let port = d.port.unwrap_or(5060);
     let port_ok = port == r.port.unwrap_or(5060) || port == local.port;
     user_ok && host_ok && port_ok
+}
+
+/// Whole seconds, rounded up (at least 1): what `Retry-After` says.
+fn ceil_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 /// The lifetime a REGISTER asks for: `Expires` header, else the Contact `expires` parameter.

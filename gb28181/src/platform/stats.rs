@@ -92,6 +92,10 @@ pub struct PlatformStats {
     pub parse_errors_udp: u64,
     /// TCP connections closed on a framing error.
     pub parse_errors_tcp: u64,
+    /// Reads from TCP connections.
+    pub tcp_reads: u64,
+    /// Messages that arrived over TCP in more than one read (the network split them).
+    pub tcp_split_messages: u64,
     /// Transactions that timed out.
     pub transaction_timeouts: u64,
     /// Registrations refused after evaluation (wrong password, wrong user, realm or URI).
