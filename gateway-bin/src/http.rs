@@ -49,12 +49,19 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Every slot is taken: new clients wait in the listen backlog.
+                metrics::counter!("http_connection_limit_hits_total").increment(1);
+                tokio::select! {
+                    p = slots.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -78,6 +85,9 @@ pub async fn serve(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
+                if e.is_timeout() {
+                    metrics::counter!("http_header_timeouts_total").increment(1);
+                }
                 debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
             drop(permit);
@@ -88,6 +98,7 @@ pub async fn serve(
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.shutdown_grace) => {
+            metrics::counter!("http_shutdown_cut_total").increment(1);
             warn!(open, grace_secs = limits.shutdown_grace.as_secs(), "HTTP connections still open after the grace period: cut");
         }
     }

@@ -80,8 +80,15 @@ fn api_needs_the_token_and_answers_json_errors() {
     assert!(text.contains("sip_parse_errors_total"), "{text}");
 }
 
-/// Start without password/token flags and collect the printed banner.
-fn start_plain(dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
+/// Start without password/token flags (debug logging on) and collect the printed banner;
+/// the rest of the output keeps arriving on the returned channel.
+fn start_plain(
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    Vec<String>,
+    std::sync::mpsc::Receiver<String>,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gb28181-gateway"))
         .args([
             "--data-dir",
@@ -93,21 +100,34 @@ fn start_plain(dir: &std::path::Path) -> (std::process::Child, Vec<String>) {
             "--webrtc-udp-port",
             "0",
         ])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
     let mut lines = Vec::new();
-    for line in BufReader::new(out).lines().map_while(Result::ok) {
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
         let end = line.contains("devices known");
         lines.push(line);
         if end {
             break;
         }
     }
-    (child, lines)
+    (child, lines, rx)
 }
 
 fn value_after(lines: &[String], prefix: &str) -> Option<String> {
@@ -119,7 +139,7 @@ fn value_after(lines: &[String], prefix: &str) -> Option<String> {
 #[test]
 fn first_start_generates_credentials_and_sigterm_stops_cleanly() {
     let data = TempDir::new("creds");
-    let (mut first, lines) = start_plain(data.path());
+    let (mut first, lines, rest) = start_plain(data.path());
     let password = value_after(&lines, "generated SIP device password:").expect("password printed");
     let token = value_after(&lines, "generated API token:").expect("token printed");
     assert!(password.len() >= 8 && token.len() >= 16, "{lines:?}");
@@ -128,8 +148,16 @@ fn first_start_generates_credentials_and_sigterm_stops_cleanly() {
         .status();
     let status = first.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    // Printed once, on the banner: no log line carries them.
+    let all: Vec<String> = lines.iter().cloned().chain(rest.iter()).collect();
+    assert!(all.len() > lines.len(), "debug logging ran: {all:?}");
+    for secret in [&password, &token] {
+        let carrying: Vec<&String> = all.iter().filter(|l| l.contains(secret.as_str())).collect();
+        assert_eq!(carrying.len(), 1, "{carrying:?}");
+        assert!(carrying[0].trim().starts_with("generated "), "{carrying:?}");
+    }
     // The second start reuses them and does not print them again.
-    let (mut second, lines) = start_plain(data.path());
+    let (mut second, lines, _rest) = start_plain(data.path());
     assert!(
         value_after(&lines, "generated API token:").is_none(),
         "{lines:?}"

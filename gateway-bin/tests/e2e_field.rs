@@ -506,3 +506,71 @@ fn weak_tokens_foreign_origins_and_guessing_clients_are_refused() {
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn http_connections_are_bounded_and_idle_ones_time_out() {
+    let data = TempDir::new("httpcap");
+    let gw = start_with_config(
+        data.path(),
+        "[http]\nmax_connections = 2\nheader_read_timeout_secs = 2\n",
+        &[],
+    );
+    // Two clients that connect and say nothing take both slots...
+    let idle: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(gw.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...so a third waits until the header timeout frees one.
+    let t0 = Instant::now();
+    let (status, _) = get(&gw.url("/api/v1/devices"));
+    let waited = t0.elapsed();
+    assert_eq!(status, 200);
+    assert!(waited > Duration::from_millis(1500), "{waited:?}");
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    drop(idle);
+    assert!(counter(&gw, "http_connection_limit_hits_total", "") >= 1.0);
+    assert!(counter(&gw, "http_header_timeouts_total", "") >= 2.0);
+}
+
+#[test]
+fn a_catalog_whose_items_name_many_parents_is_answered_small() {
+    let data = TempDir::new("tree");
+    let gw = Gateway::start(data.path(), &[]);
+    let device = "34020000001180000036";
+    let c = Udp::new(gw.sip);
+    assert_eq!(c.login(device, PASSWORD).status, 200);
+    // 36 items, each naming every earlier one as a parent (the old tree put item k under
+    // all of them: 2^35 nodes, cut only by the depth).
+    let ids: Vec<String> = (0..36).map(|k| format!("3402000000131{k:07}")).collect();
+    let items: String = (0..36)
+        .map(|k| {
+            format!(
+                "<Item><DeviceID>{}</DeviceID><Name>n{k}</Name><ParentID>{}</ParentID><Status>ON</Status></Item>\n",
+                ids[k],
+                ids[..k].join("/")
+            )
+        })
+        .collect();
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<Response>\n<CmdType>Catalog</CmdType>\n<SN>777</SN>\n<DeviceID>{device}</DeviceID>\n<SumNum>36</SumNum>\n<DeviceList Num=\"36\">\n{items}</DeviceList>\n</Response>\n"
+    );
+    c.sock
+        .send_to(c.request("MESSAGE", device, &body).as_bytes(), gw.sip)
+        .unwrap();
+    let url = gw.url(&format!("/api/v1/devices/{device}/catalog"));
+    let tree = wait_for(Duration::from_secs(10), || {
+        let (_, t) = get(&url);
+        (t["item_count"] == 36).then_some(t)
+    })
+    .expect("the catalog is stored");
+    let text = tree.to_string();
+    assert!(text.len() < 20_000, "{} bytes", text.len());
+    for id in &ids {
+        assert_eq!(
+            text.matches(&format!("\"id\":\"{id}\"")).count(),
+            1,
+            "{id} once"
+        );
+    }
+    assert_eq!(tree["truncated"], false);
+}

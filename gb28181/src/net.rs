@@ -170,7 +170,7 @@ pub type ConnectFn<C> = Box<dyn FnOnce(&mut C, Instant, io::Result<ConnId>) + Se
 /// devices arrive in bursts; the kernel default (~208 KiB) drops them and every drop costs a
 /// retransmission (0.5 s and more) on the device side. The kernel caps the value at
 /// `net.core.rmem_max`.
-const UDP_RECV_BUFFER: usize = 8 << 20;
+const UDP_RECV_BUFFER: usize = 32 << 20;
 
 /// A non-blocking UDP socket with a large receive buffer, registered with tokio.
 fn bind_udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {

@@ -101,8 +101,10 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: std::net::IpAddr,
     /// Spread the devices over this many consecutive local addresses from `--local-ip`
-    /// (round robin), one SIP socket each (loopback has the whole 127/8).
-    #[arg(long, default_value_t = 1)]
+    /// (round robin), one SIP socket each. 0 (the default): one address per 100 devices
+    /// when `--local-ip` is loopback (which has the whole 127/8), as a real network gives
+    /// each camera its own; one address otherwise.
+    #[arg(long, default_value_t = 0)]
     ips: u32,
     /// SIP transport.
     #[arg(long, value_enum, default_value_t = SipTransport::Udp)]
@@ -370,7 +372,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         connect_interval: Duration::from_millis(args.connect_interval_ms),
         accept_timeout: Duration::from_secs(args.accept_timeout.max(1)),
     };
-    let ips = args.ips.max(1);
+    let ips = match args.ips {
+        0 if args.local_ip.is_loopback() => args.devices.div_ceil(100).max(1) as u32,
+        0 => 1,
+        n => n,
+    };
     let mut sockets = Vec::with_capacity(ips as usize);
     let (net_tx, mut net_rx) = mpsc::channel::<Net>(65_536);
     for k in 0..ips {

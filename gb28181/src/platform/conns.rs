@@ -14,8 +14,9 @@ use crate::transport::ConnId;
 struct Conn {
     remote: SocketAddr,
     stream: MessageStream,
-    /// Devices registered over this connection.
-    registrations: u32,
+    /// Devices registered over this connection (one, usually; a lower platform may carry
+    /// several).
+    devices: Vec<String>,
     /// Since when it carries no registration (the idle clock).
     idle_since: Option<Instant>,
 }
@@ -58,7 +59,7 @@ impl Connections {
             Conn {
                 remote,
                 stream: MessageStream::new(max_message),
-                registrations: 0,
+                devices: Vec::new(),
                 idle_since: Some(now),
             },
         );
@@ -93,10 +94,10 @@ impl Connections {
         Ok((out, split))
     }
 
-    /// The connection is gone.
-    pub fn close(&mut self, conn: ConnId) {
+    /// The connection is gone: the devices that were registered over it.
+    pub fn close(&mut self, conn: ConnId) -> Vec<String> {
         let Some(c) = self.conns.remove(&conn) else {
-            return;
+            return Vec::new();
         };
         if let Some(t) = c.idle_since {
             self.idle.remove(&(t, conn));
@@ -108,23 +109,26 @@ impl Connections {
                 self.per_ip.remove(&ip);
             }
         }
+        c.devices
     }
 
-    /// A device registered over `conn`: it is no longer idle.
-    pub fn bind(&mut self, conn: ConnId) {
+    /// `device` registered over `conn`: the connection is no longer idle.
+    pub fn bind(&mut self, conn: ConnId, device: &str) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.registrations += 1;
+            if !c.devices.iter().any(|d| d == device) {
+                c.devices.push(device.to_owned());
+            }
             if let Some(t) = c.idle_since.take() {
                 self.idle.remove(&(t, conn));
             }
         }
     }
 
-    /// A registration over `conn` ended (unregister, expiry, moved elsewhere).
-    pub fn unbind(&mut self, now: Instant, conn: ConnId) {
+    /// `device`'s registration over `conn` ended (unregister, expiry, moved elsewhere).
+    pub fn unbind(&mut self, now: Instant, conn: ConnId, device: &str) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.registrations = c.registrations.saturating_sub(1);
-            if c.registrations == 0 && c.idle_since.is_none() {
+            c.devices.retain(|d| d != device);
+            if c.devices.is_empty() && c.idle_since.is_none() {
                 c.idle_since = Some(now);
                 self.idle.insert((now, conn));
             }
@@ -186,7 +190,7 @@ mod tests {
             c.open(t0, ConnId(5), addr("192.0.2.3", 1), &limits),
             Err(Limit::TcpConnections)
         );
-        c.bind(ConnId(2));
+        c.bind(ConnId(2), "d");
         let timeout = Duration::from_secs(30);
         assert_eq!(c.next_idle_deadline(timeout), Some(t0 + timeout));
         assert!(
@@ -197,11 +201,11 @@ mod tests {
         due.sort();
         assert_eq!(due, [ConnId(1), ConnId(4)]);
         for d in due {
-            c.close(d);
+            assert!(c.close(d).is_empty());
         }
         // The registration over 2 ends: its idle clock starts then.
         let t1 = t0 + Duration::from_secs(100);
-        c.unbind(t1, ConnId(2));
+        c.unbind(t1, ConnId(2), "d");
         assert_eq!(c.next_idle_deadline(timeout), Some(t1 + timeout));
         assert_eq!(c.open(t1, ConnId(6), addr("192.0.2.1", 9), &limits), Ok(()));
         assert_eq!(c.len(), 2);

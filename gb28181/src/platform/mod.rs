@@ -265,7 +265,7 @@ impl Platform {
                 if d.registered
                     && let Transport::Tcp(c) = d.transport
                 {
-                    self.conns.unbind(now, c);
+                    self.conns.unbind(now, c, id);
                 }
                 true
             }
@@ -362,17 +362,17 @@ impl Platform {
 
     /// A TCP connection closed: devices registered over it go offline.
     pub fn handle_connection_closed(&mut self, now: Instant, conn: ConnId) {
-        self.conns.close(conn);
+        let gone = self.conns.close(conn);
         self.tx.connection_closed(Transport::Tcp(conn));
         self.drain_tx(now);
-        let gone: Vec<String> = self
-            .devices
-            .values()
-            .filter(|d| d.registered && d.transport == Transport::Tcp(conn))
-            .map(|d| d.id.clone())
-            .collect();
         for id in gone {
-            self.unregister(now, &id, OfflineReason::ConnectionClosed);
+            if self
+                .devices
+                .get(&id)
+                .is_some_and(|d| d.registered && d.transport == Transport::Tcp(conn))
+            {
+                self.unregister(now, &id, OfflineReason::ConnectionClosed);
+            }
         }
     }
 
@@ -786,7 +786,7 @@ impl Platform {
             if d.registered
                 && let Transport::Tcp(c) = d.transport
             {
-                self.conns.unbind(now, c);
+                self.conns.unbind(now, c, id);
             }
             d.registered = false;
             d.expires_at = None;

@@ -7,7 +7,7 @@
 //! collections open per device, queries open in all. A catalog cut short by a bound ends
 //! flagged incomplete; a query of a kind already open for a device joins it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
@@ -111,16 +111,22 @@ struct Pending {
     catalog: Option<Collector>,
 }
 
-/// Open queries and unsolicited catalogs.
+/// Open queries and unsolicited catalogs, indexed by device (a node has tens of thousands
+/// open at once during a registration storm: nothing here scans them all per message).
 #[derive(Debug, Default)]
 pub(super) struct Queries {
     next_id: u64,
     pending: HashMap<QueryId, Pending>,
     by_tx: HashMap<TransactionKey, QueryId>,
+    /// Open queries of each device.
+    by_device: HashMap<String, Vec<QueryId>>,
     unsolicited: HashMap<(String, u32), (Collector, Instant)>,
+    /// SNs of each device's unsolicited catalogs.
+    unsolicited_by_device: HashMap<String, Vec<u32>>,
     /// Catalogs recently completed, by (device, SN): late or repeated pages of them are
     /// dropped instead of starting a new, partial catalog.
     finished: VecDeque<(String, u32)>,
+    finished_set: HashSet<(String, u32)>,
     /// Catalog items held by open collections.
     in_flight: usize,
 }
@@ -133,12 +139,20 @@ impl Queries {
         self.pending.is_empty() && self.unsolicited.is_empty()
     }
 
+    /// The open queries of a device.
+    fn of_device<'a>(&'a self, device_id: &str) -> impl Iterator<Item = (QueryId, &'a Pending)> {
+        self.by_device
+            .get(device_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.pending.get(id).map(|p| (*id, p)))
+    }
+
     /// An open query of `kind` for `device_id`, which a new one may join.
     pub fn open_query(&self, device_id: &str, kind: Kind) -> Option<QueryId> {
-        self.pending
-            .iter()
-            .filter(|(_, p)| p.device_id == device_id && p.kind == kind)
-            .map(|(id, _)| *id)
+        self.of_device(device_id)
+            .filter(|(_, p)| p.kind == kind)
+            .map(|(id, _)| id)
             .min()
     }
 
@@ -157,15 +171,13 @@ impl Queries {
 
     /// Catalog collections open for one device (queries and unsolicited catalogs).
     fn open_catalogs(&self, device_id: &str) -> usize {
-        self.pending
-            .values()
-            .filter(|p| p.kind == Kind::Catalog && p.device_id == device_id)
+        self.of_device(device_id)
+            .filter(|(_, p)| p.kind == Kind::Catalog)
             .count()
             + self
-                .unsolicited
-                .keys()
-                .filter(|(d, _)| d == device_id)
-                .count()
+                .unsolicited_by_device
+                .get(device_id)
+                .map_or(0, Vec::len)
     }
 
     /// The device a query's MESSAGE went to.
@@ -186,6 +198,10 @@ impl Queries {
         self.next_id += 1;
         let id = QueryId(self.next_id);
         self.by_tx.insert(tx.clone(), id);
+        self.by_device
+            .entry(device_id.to_owned())
+            .or_default()
+            .push(id);
         self.pending.insert(
             id,
             Pending {
@@ -248,30 +264,20 @@ impl Queries {
     ) -> Option<Manscdp> {
         let kind = Kind::of(&msg.body)?;
         let exact = self
-            .pending
-            .iter()
-            .find(|(_, p)| p.device_id == device_id && p.kind == kind && p.sn == msg.sn)
-            .map(|(id, _)| *id);
+            .of_device(device_id)
+            .find(|(_, p)| p.kind == kind && p.sn == msg.sn)
+            .map(|(id, _)| id);
         let id = exact.or_else(|| {
             // Some devices answer with an SN of their own: take the oldest open query of the
             // same kind for this device.
-            let id = self
-                .pending
-                .iter()
-                .filter(|(_, p)| p.device_id == device_id && p.kind == kind)
-                .map(|(id, _)| *id)
-                .min();
+            let id = self.open_query(device_id, kind);
             if id.is_some() && kind != Kind::Catalog {
                 debug!(%device_id, sn = msg.sn, "response SN matches no query; matched by type");
             }
             id.filter(|_| kind != Kind::Catalog)
         });
         let Some(id) = id else {
-            if kind == Kind::Catalog
-                && self
-                    .finished
-                    .iter()
-                    .any(|(d, sn)| d == device_id && *sn == msg.sn)
+            if kind == Kind::Catalog && self.finished_set.contains(&(device_id.to_owned(), msg.sn))
             {
                 debug!(%device_id, sn = msg.sn, "late page of a finished catalog dropped");
                 return None;
@@ -358,6 +364,12 @@ impl Queries {
             debug!(%device_id, sn, limit = limit.as_str(), "unsolicited catalog dropped");
             return;
         }
+        if !self.unsolicited.contains_key(&key) {
+            self.unsolicited_by_device
+                .entry(device_id.to_owned())
+                .or_default()
+                .push(sn);
+        }
         let entry = self
             .unsolicited
             .entry(key.clone())
@@ -372,7 +384,7 @@ impl Queries {
         }
         entry.1 = now + page_timeout;
         if entry.0.done()
-            && let Some((c, _)) = self.unsolicited.remove(&key)
+            && let Some(c) = self.remove_unsolicited(&key)
         {
             self.remember_finished(device_id, sn);
             stats.catalog_items += c.items.len() as u64;
@@ -424,7 +436,7 @@ impl Queries {
             .map(|(k, _)| k.clone())
             .collect();
         for key in stale {
-            if let Some((c, _)) = self.unsolicited.remove(&key) {
+            if let Some(c) = self.remove_unsolicited(&key) {
                 self.remember_finished(&key.0, key.1);
                 stats.catalog_items += c.items.len() as u64;
                 events.push_back(PlatformEvent::Catalog {
@@ -443,36 +455,56 @@ impl Queries {
         device_id: &str,
         events: &mut VecDeque<PlatformEvent>,
     ) {
-        let ids: Vec<QueryId> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.device_id == device_id)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<QueryId> = self.by_device.get(device_id).cloned().unwrap_or_default();
         for id in ids {
             self.fail(id, QueryError::DeviceGone, events);
         }
-        let in_flight = &mut self.in_flight;
-        self.unsolicited.retain(|(d, _), (c, _)| {
-            let keep = d != device_id;
-            if !keep {
-                *in_flight = in_flight.saturating_sub(c.items.len());
+        for sn in self
+            .unsolicited_by_device
+            .get(device_id)
+            .cloned()
+            .unwrap_or_default()
+        {
+            if let Some(c) = self.remove_unsolicited(&(device_id.to_owned(), sn)) {
+                self.in_flight = self.in_flight.saturating_sub(c.items.len());
             }
-            keep
-        });
+        }
+    }
+
+    /// Take an unsolicited collection out of the tables.
+    fn remove_unsolicited(&mut self, key: &(String, u32)) -> Option<Collector> {
+        let (c, _) = self.unsolicited.remove(key)?;
+        if let Some(sns) = self.unsolicited_by_device.get_mut(&key.0) {
+            sns.retain(|sn| *sn != key.1);
+            if sns.is_empty() {
+                self.unsolicited_by_device.remove(&key.0);
+            }
+        }
+        Some(c)
     }
 
     fn remember_finished(&mut self, device_id: &str, sn: u32) {
-        if self.finished.len() >= FINISHED_REMEMBERED {
-            self.finished.pop_front();
+        if self.finished.len() >= FINISHED_REMEMBERED
+            && let Some(old) = self.finished.pop_front()
+        {
+            self.finished_set.remove(&old);
         }
-        self.finished.push_back((device_id.to_owned(), sn));
+        let key = (device_id.to_owned(), sn);
+        if self.finished_set.insert(key.clone()) {
+            self.finished.push_back(key);
+        }
     }
 
     fn complete(&mut self, id: QueryId) -> Option<Pending> {
         let p = self.pending.remove(&id)?;
         if let Some(tx) = &p.tx {
             self.by_tx.remove(tx);
+        }
+        if let Some(ids) = self.by_device.get_mut(&p.device_id) {
+            ids.retain(|i| *i != id);
+            if ids.is_empty() {
+                self.by_device.remove(&p.device_id);
+            }
         }
         Some(p)
     }

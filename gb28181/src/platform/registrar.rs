@@ -205,10 +205,10 @@ impl Platform {
         if old.0
             && let Transport::Tcp(c) = old.1
         {
-            self.conns.unbind(now, c);
+            self.conns.unbind(now, c, device_id);
         }
         if let Transport::Tcp(c) = transport {
-            self.conns.bind(c);
+            self.conns.bind(c, device_id);
         }
         if let Some(dev) = self.devices.get_mut(device_id) {
             dev.registered = true;

@@ -22,6 +22,7 @@ mod server;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -101,10 +102,12 @@ pub struct TransactionKey {
     /// Client or server side.
     pub role: Role,
     /// The top Via branch; for RFC 2543 peers without the magic cookie, a key built from
-    /// Call-ID, CSeq number, From tag and the Via sent-by.
-    pub branch: String,
+    /// Call-ID, CSeq number, From tag and the Via sent-by. Shared (the layer keeps a key
+    /// per transaction and per pending timer; a 100,000-device node holds hundreds of
+    /// thousands of them).
+    pub branch: Arc<str>,
     /// The top Via sent-by (`host:port`), server side only (§17.2.3 rule 2).
-    pub sent_by: String,
+    pub sent_by: Arc<str>,
     /// The method, with ACK folded into INVITE (an ACK for a non-2xx matches its INVITE).
     pub method: Method,
 }
@@ -138,8 +141,8 @@ impl TransactionKey {
         };
         Some(TransactionKey {
             role: Role::Server,
-            branch,
-            sent_by,
+            branch: branch.into(),
+            sent_by: sent_by.into(),
             method,
         })
     }
@@ -150,8 +153,8 @@ impl TransactionKey {
         let cseq = resp.headers.cseq().ok()?;
         Some(TransactionKey {
             role: Role::Client,
-            branch: via.branch()?.to_owned(),
-            sent_by: String::new(),
+            branch: via.branch()?.into(),
+            sent_by: Arc::default(),
             method: cseq.method,
         })
     }
@@ -161,8 +164,8 @@ impl TransactionKey {
         let via = req.headers.top_via().ok()?;
         Some(TransactionKey {
             role: Role::Client,
-            branch: via.branch()?.to_owned(),
-            sent_by: String::new(),
+            branch: via.branch()?.into(),
+            sent_by: Arc::default(),
             method: req.method.clone(),
         })
     }
@@ -256,14 +259,16 @@ pub struct TransactionLayer {
     timers: TimerConfig,
     limits: TxLimits,
     clients: HashMap<TransactionKey, ClientTx>,
-    servers: HashMap<TransactionKey, ServerTx>,
+    /// Boxed: the table stays small while it grows through a registration storm.
+    servers: HashMap<TransactionKey, Box<ServerTx>>,
     /// Live server transactions per source IP (for [`TxLimits::max_server_per_source`]).
     per_source: HashMap<IpAddr, usize>,
     /// Accepted INVITE server transactions by (Call-ID, CSeq number): the dialog's ACK finds
     /// the 2xx it acknowledges without a scan (RFC 6026 §8.5).
     accepted: HashMap<(String, u32), TransactionKey>,
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    timer_keys: HashMap<u64, TransactionKey>,
+    /// Pending timers; an entry whose transaction has another deadline by now is stale and
+    /// skipped when it comes up.
+    deadlines: BinaryHeap<Reverse<Timer>>,
     seq: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
@@ -294,7 +299,6 @@ impl TransactionLayer {
             per_source: HashMap::new(),
             accepted: HashMap::new(),
             deadlines: BinaryHeap::new(),
-            timer_keys: HashMap::new(),
             seq: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -327,7 +331,7 @@ impl TransactionLayer {
             return Ok(key);
         }
         if self.clients.contains_key(&key) {
-            return Err(TxError::Duplicate(key.branch));
+            return Err(TxError::Duplicate(key.branch.to_string()));
         }
         let tx = ClientTx::new(now, request, bytes, transport, remote, self.timers);
         self.schedule(&key, tx.deadline());
@@ -410,7 +414,7 @@ impl TransactionLayer {
             });
             return;
         }
-        let tx = ServerTx::new(&request, transport, remote);
+        let tx = Box::new(ServerTx::new(&request, transport, remote));
         self.servers.insert(key.clone(), tx);
         *self.per_source.entry(remote.ip()).or_default() += 1;
         self.events.push_back(TxEvent::Request {
@@ -482,7 +486,7 @@ impl TransactionLayer {
         let tx = self
             .servers
             .get_mut(key)
-            .ok_or_else(|| TxError::UnknownTransaction(key.branch.clone()))?;
+            .ok_or_else(|| TxError::UnknownTransaction(key.branch.to_string()))?;
         let out = tx.on_respond(now, &response, self.timers);
         let deadline = tx.deadline();
         let (t, r) = (tx.transport, tx.remote);
@@ -504,15 +508,12 @@ impl TransactionLayer {
 
     /// Drive timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.deadlines.peek() {
-            if *at > now {
+        while let Some(Reverse(t)) = self.deadlines.peek() {
+            if t.at > now {
                 break;
             }
-            let Some(Reverse((at, seq))) = self.deadlines.pop() else {
+            let Some(Reverse(Timer { at, key, .. })) = self.deadlines.pop() else {
                 break;
-            };
-            let Some(key) = self.timer_keys.remove(&seq) else {
-                continue;
             };
             match key.role {
                 Role::Client => {
@@ -545,7 +546,7 @@ impl TransactionLayer {
 
     /// The next instant [`handle_timeout`](Self::handle_timeout) should be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((at, _))| *at)
+        self.deadlines.peek().map(|Reverse(t)| t.at)
     }
 
     /// Next message to send.
@@ -632,8 +633,11 @@ impl TransactionLayer {
     fn schedule(&mut self, key: &TransactionKey, deadline: Option<Instant>) {
         if let Some(at) = deadline {
             self.seq += 1;
-            self.deadlines.push(Reverse((at, self.seq)));
-            self.timer_keys.insert(self.seq, key.clone());
+            self.deadlines.push(Reverse(Timer {
+                at,
+                seq: self.seq,
+                key: key.clone(),
+            }));
         }
     }
 
@@ -669,6 +673,34 @@ impl TransactionLayer {
         } else {
             self.schedule(key, deadline);
         }
+    }
+}
+
+/// A pending timer: ordered by time, then by when it was set.
+#[derive(Debug)]
+struct Timer {
+    at: Instant,
+    seq: u64,
+    key: TransactionKey,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
     }
 }
 
