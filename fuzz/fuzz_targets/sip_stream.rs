@@ -1,9 +1,10 @@
 //! SIP stream decoder on arbitrary bytes: the first two bytes pick a chunk size and a maximum
 //! message size, the rest is the TCP stream. Must never panic or spin; decoding in chunks must
-//! give exactly what decoding the whole input at once gives (messages, error, leftover).
+//! give exactly what decoding the whole input at once gives (messages, error, leftover), with
+//! the decoder and with `MessageStream` (the per-connection object the cores use).
 #![no_main]
 use bytes::BytesMut;
-use gb28181::sip::{HeaderName, Message, ParseError, StreamDecoder};
+use gb28181::sip::{HeaderName, Message, MessageStream, ParseError, StreamDecoder};
 use libfuzzer_sys::fuzz_target;
 
 fn without_content_length(mut m: Message) -> Message {
@@ -62,6 +63,25 @@ fn decode(input: &[u8], chunk: usize, max: usize) -> Outcome {
     }
 }
 
+/// The same through `MessageStream`, one `extend` per chunk.
+fn stream(input: &[u8], chunk: usize, max: usize) -> (Vec<Message>, Option<ParseError>, usize) {
+    let mut s = MessageStream::new(max);
+    let mut messages = Vec::new();
+    for piece in input.chunks(chunk) {
+        s.extend(piece);
+        loop {
+            match s.next_message() {
+                Ok(Some(m)) => messages.push(m),
+                Ok(None) => break,
+                Err(e) => return (messages, Some(e), 0),
+            }
+        }
+        assert!(s.buffered() <= max + chunk, "bounded buffer");
+    }
+    let left = s.buffered();
+    (messages, None, left)
+}
+
 fuzz_target!(|data: &[u8]| {
     let [chunk, max, input @ ..] = data else {
         return;
@@ -73,4 +93,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(chunked.messages, whole.messages);
     assert_eq!(chunked.error, whole.error);
     assert_eq!(chunked.leftover, whole.leftover);
+    let (messages, error, left) = stream(input, chunk, max);
+    assert_eq!(messages, whole.messages);
+    assert_eq!(error, whole.error);
+    assert_eq!(left, whole.leftover.len());
 });

@@ -400,6 +400,22 @@ fn a_full_disk_fails_writes_with_the_cause_and_loses_nothing() {
     assert_eq!(list.as_array().unwrap().len(), created.len());
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    let data = TempDir::new("nofile");
+    let gw = Gateway::start_with_soft_nofile(data.path(), 256);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", gw.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<&str> = line.split_whitespace().collect();
+    // "Max open files <soft> <hard> files": started with a soft limit of 256.
+    assert_eq!(v[3], v[4], "{line}");
+    assert_ne!(v[3], "256", "{line}");
+}
+
 #[cfg(unix)]
 #[test]
 fn the_data_directory_is_private() {

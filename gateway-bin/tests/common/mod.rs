@@ -58,32 +58,52 @@ impl Gateway {
 
     /// Start with a given SIP listen address.
     pub fn start_on(data_dir: &Path, sip_listen: &str, extra: &[&str]) -> Gateway {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gb28181-gateway"))
-            .args([
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--sip-listen",
-                sip_listen,
-                "--http-listen",
-                "127.0.0.1:0",
-                "--sip-id",
-                PLATFORM_ID,
-                "--sip-password",
-                PASSWORD,
-                "--api-token",
-                TOKEN,
-                "--webrtc-udp-port",
-                "0",
-            ])
-            .args(extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("GW_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start gb28181-gateway");
+        Gateway::spawn(Gateway::command(data_dir, sip_listen, extra, None))
+    }
+
+    /// Start with the soft open-file limit lowered to `soft` first (as a shell's `ulimit`).
+    pub fn start_with_soft_nofile(data_dir: &Path, soft: u32) -> Gateway {
+        Gateway::spawn(Gateway::command(data_dir, "127.0.0.1:0", &[], Some(soft)))
+    }
+
+    fn command(data_dir: &Path, sip_listen: &str, extra: &[&str], soft: Option<u32>) -> Command {
+        let bin = env!("CARGO_BIN_EXE_gb28181-gateway");
+        let mut cmd = match soft {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -Sn {n} && exec \"$0\" \"$@\""), bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--sip-listen",
+            sip_listen,
+            "--http-listen",
+            "127.0.0.1:0",
+            "--sip-id",
+            PLATFORM_ID,
+            "--sip-password",
+            PASSWORD,
+            "--api-token",
+            TOKEN,
+            "--webrtc-udp-port",
+            "0",
+        ])
+        .args(extra)
+        .env(
+            "RUST_LOG",
+            std::env::var("GW_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    }
+
+    fn spawn(mut cmd: Command) -> Gateway {
+        let mut child = cmd.spawn().expect("start gb28181-gateway");
         let (tx, rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -134,6 +154,14 @@ impl Gateway {
             http,
             output: rx,
         }
+    }
+
+    /// The process ID (a gateway this test started).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("a gateway this test started")
+            .id()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -129,24 +129,9 @@ impl Auth {
         self.per_pair.sweep(now);
         self.per_source.sweep(now);
         self.per_device.sweep(now);
-        if let Some(s) = self.failures.summary(now) {
-            warn!(
-                failures = s.count,
-                sources = s.sources,
-                top = ?s.top,
-                seconds = s.seconds,
-                "registration failures"
-            );
-        }
-        if let Some(s) = self.throttled.summary(now) {
-            warn!(
-                refused = s.count,
-                sources = s.sources,
-                top = ?s.top,
-                seconds = s.seconds,
-                "REGISTERs refused while throttled"
-            );
-        }
+        self.failures.log_summary(now, "registration failures");
+        self.throttled
+            .log_summary(now, "REGISTERs refused while throttled");
     }
 
     /// Addresses and device IDs locked out now.

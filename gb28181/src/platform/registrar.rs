@@ -80,38 +80,18 @@ impl Platform {
                 return self.refuse(now, req, &device_id, remote, None, reason, 400);
             }
         };
-        if creds.username != device_id {
-            return self.refuse(
-                now,
-                req,
-                &device_id,
-                remote,
-                Some(&creds.nonce),
-                AuthFailure::UsernameMismatch,
-                403,
-            );
-        }
-        if creds.realm != self.config.domain {
-            return self.refuse(
-                now,
-                req,
-                &device_id,
-                remote,
-                Some(&creds.nonce),
-                AuthFailure::RealmMismatch,
-                403,
-            );
-        }
-        if !names_us(&creds.uri, &req.uri, &self.local) {
-            return self.refuse(
-                now,
-                req,
-                &device_id,
-                remote,
-                Some(&creds.nonce),
-                AuthFailure::UriMismatch,
-                403,
-            );
+        let mismatch = if creds.username != device_id {
+            Some(AuthFailure::UsernameMismatch)
+        } else if creds.realm != self.config.domain {
+            Some(AuthFailure::RealmMismatch)
+        } else if !names_us(&creds.uri, &req.uri, &self.local) {
+            Some(AuthFailure::UriMismatch)
+        } else {
+            None
+        };
+        if let Some(reason) = mismatch {
+            let nonce = Some(creds.nonce.as_str());
+            return self.refuse(now, req, &device_id, remote, nonce, reason, 403);
         }
         let nc = if creds.qop.is_some() {
             creds.nonce_count()

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use tracing::warn;
+
 /// Sources with their own count (more are counted together as `others`).
 const SOURCES_KEPT: usize = 1024;
 
@@ -74,6 +76,19 @@ impl Tally {
         self.in_window = 0;
         self.window_sources.clear();
         Some(s)
+    }
+
+    /// Log the interval's summary (`what` names the refusals) once the interval has ended.
+    pub fn log_summary(&mut self, now: Instant, what: &'static str) {
+        if let Some(s) = self.summary(now) {
+            warn!(
+                count = s.count,
+                sources = s.sources,
+                top = ?s.top,
+                seconds = s.seconds,
+                "{what}"
+            );
+        }
     }
 
     /// Refusals since start per source, most first (the first 1,024 sources; later ones

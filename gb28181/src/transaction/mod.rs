@@ -258,7 +258,8 @@ pub enum TxError {
 pub struct TransactionLayer {
     timers: TimerConfig,
     limits: TxLimits,
-    clients: HashMap<TransactionKey, ClientTx>,
+    /// Boxed, like the server side: a transaction holds its request and is large.
+    clients: HashMap<TransactionKey, Box<ClientTx>>,
     /// Boxed: the table stays small while it grows through a registration storm.
     servers: HashMap<TransactionKey, Box<ServerTx>>,
     /// Live server transactions per source IP (for [`TxLimits::max_server_per_source`]).
@@ -333,7 +334,14 @@ impl TransactionLayer {
         if self.clients.contains_key(&key) {
             return Err(TxError::Duplicate(key.branch.to_string()));
         }
-        let tx = ClientTx::new(now, request, bytes, transport, remote, self.timers);
+        let tx = Box::new(ClientTx::new(
+            now,
+            request,
+            bytes,
+            transport,
+            remote,
+            self.timers,
+        ));
         self.schedule(&key, tx.deadline());
         self.clients.insert(key.clone(), tx);
         Ok(key)
@@ -508,6 +516,7 @@ impl TransactionLayer {
 
     /// Drive timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.compact();
         while let Some(Reverse(t)) = self.deadlines.peek() {
             if t.at > now {
                 break;
@@ -541,6 +550,25 @@ impl TransactionLayer {
                     self.apply(&key, out, t, r, deadline, Role::Server);
                 }
             }
+        }
+    }
+
+    /// Give back the memory of tables a storm grew: a table used to a quarter of its
+    /// capacity is shrunk (a node holds 300,000 transactions while 100,000 devices register,
+    /// a few tens of thousands afterwards).
+    fn compact(&mut self) {
+        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+            if m.capacity() > 4096 && m.len() * 4 < m.capacity() {
+                m.shrink_to(m.len() * 2);
+            }
+        }
+        shrink(&mut self.clients);
+        shrink(&mut self.servers);
+        shrink(&mut self.per_source);
+        shrink(&mut self.accepted);
+        if self.deadlines.capacity() > 4096 && self.deadlines.len() * 4 < self.deadlines.capacity()
+        {
+            self.deadlines.shrink_to(self.deadlines.len() * 2);
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::super::*;
 use crate::clock::ManualClock;
 use crate::device::{Device, DeviceConfig, DeviceEvent};
-use crate::manscdp::{CatalogItem, DeviceInfo};
+use crate::manscdp::{CatalogItem, Charset, DeviceInfo};
 use crate::sip::Message;
 use crate::transaction::TimerConfig;
 
