@@ -67,20 +67,14 @@ impl Connections {
         self.idle.insert((now, conn));
     }
 
-    /// Bytes read from `conn`: the messages they complete, and whether the first of them
-    /// began in an earlier read (the network split it). A connection the shell did not
-    /// announce is taken as opened now (shells that do not report openings still work).
-    pub fn feed(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        remote: SocketAddr,
-        data: &[u8],
-        max_message: usize,
-    ) -> Result<(Vec<Message>, bool), ParseError> {
-        if !self.conns.contains_key(&conn) {
-            self.insert(now, conn, remote, max_message);
-        }
+    /// Whether `conn` is open (announced, or seen, and not closed).
+    pub fn contains(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    /// Bytes read from an open `conn`: the messages they complete, and whether the first of
+    /// them began in an earlier read (the network split it).
+    pub fn feed(&mut self, conn: ConnId, data: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Ok((Vec::new(), false));
         };

@@ -244,10 +244,14 @@ impl Platform {
 
     /// Feed bytes read from a TCP connection (any split: a message may arrive in many
     /// reads and several in one).
+    /// A connection the shell did not announce is opened here, under the same bounds.
     pub fn handle_stream(&mut self, now: Instant, conn: ConnId, from: SocketAddr, data: &[u8]) {
-        let max = self.config.limits.max_message_size_tcp;
+        if !self.conns.contains(conn) && !self.handle_connection_opened(now, conn, from) {
+            self.closes.push_back(conn);
+            return;
+        }
         self.stats.tcp_reads += 1;
-        match self.conns.feed(now, conn, from, data, max) {
+        match self.conns.feed(conn, data) {
             Ok((messages, split)) => {
                 if split {
                     self.stats.tcp_split_messages += 1;
