@@ -1177,4 +1177,58 @@ mod tests {
         assert_eq!(h.stats().rollbacks.load(Ordering::Relaxed), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_queue_is_bounded_calls_get_busy_and_writes_wait() {
+        let dir = temp_dir("queue");
+        let limits = StoreLimits {
+            queue: 16,
+            ..StoreLimits::default()
+        };
+        let h = StoreHandle::spawn(Store::open(&dir, limits).unwrap());
+        // The writer is held up for a moment; the queue fills behind it.
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+        h.write(move |_| {
+            let _ = held_rx.recv_timeout(Duration::from_secs(5));
+            Ok(())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let mut busy = 0;
+        let mut queued = Vec::new();
+        for k in 0..40 {
+            let h2 = h.clone();
+            let call = tokio::spawn(async move {
+                h2.call(move |s| s.set_setting(&format!("k{k}"), "v")).await
+            });
+            tokio::task::yield_now().await;
+            queued.push(call);
+        }
+        // A write waits for room instead of growing the queue.
+        let writer = h.clone();
+        let t0 = Instant::now();
+        let waiting =
+            tokio::task::spawn_blocking(move || writer.write(|s| s.set_setting("w", "1")));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !waiting.is_finished(),
+            "the write waits while the queue is full"
+        );
+        held_tx.send(()).unwrap();
+        waiting.await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(200));
+        for c in queued {
+            match c.await.unwrap() {
+                Ok(()) => {}
+                Err(StoreError::Busy) => busy += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(busy >= 20, "{busy} of 40 refused while the queue was full");
+        assert_eq!(h.stats().busy.load(Ordering::Relaxed), busy);
+        assert_eq!(
+            h.call(|s| s.setting("w")).await.unwrap().as_deref(),
+            Some("1")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -608,8 +608,12 @@ impl Device {
                     self.events.push_back(DeviceEvent::KeepaliveFailed {
                         status: Some(resp.status),
                     });
-                    if resp.status == 404 {
-                        // The platform forgot us (restart, expiry): register again.
+                    self.missed += 1;
+                    if resp.status == 404 || self.missed >= self.config.keepalive_max_missed {
+                        // The platform forgot us (restart, expiry: 404), or keeps refusing
+                        // our keepalives (a 403 after our NAT mapping changed): register
+                        // again, from where we are now.
+                        self.missed = 0;
                         self.keepalive_at = None;
                         self.start(now);
                     }

@@ -322,6 +322,37 @@ fn a_device_that_changes_port_is_followed_only_after_it_registers_again() {
 }
 
 #[test]
+fn a_device_whose_nat_mapping_changes_registers_again_and_is_followed() {
+    let mut net = Net::new(Net::config());
+    let i = net.add(device_config(0, "12345678", 0));
+    net.advance(Duration::from_secs(30));
+    let new_port: SocketAddr = "127.0.0.2:47000".parse().unwrap();
+    net.public[i] = new_port;
+    // Its keepalives now come from a port the registration does not know: 403, three times,
+    // and then the device registers again from there.
+    net.advance(Duration::from_secs(200));
+    let refused = net
+        .sent_by_platform
+        .iter()
+        .filter(|m| matches!(m, Message::Response(r) if r.status == 403))
+        .count();
+    assert_eq!(refused, 3);
+    let dev = net.platform.device(&device_id(i)).unwrap();
+    assert_eq!(dev.remote, Some(new_port));
+    assert!(dev.online);
+    net.take_events();
+    net.advance(Duration::from_secs(120));
+    assert!(
+        net.take_events()
+            .iter()
+            .filter(|e| matches!(e, PlatformEvent::Keepalive { .. }))
+            .count()
+            >= 2,
+        "keepalives accepted from the new port"
+    );
+}
+
+#[test]
 fn trusted_sources_may_speak_for_a_device() {
     let mut net = Net::new(Net::config());
     net.platform.provision(
@@ -726,6 +757,52 @@ fn catalogs_are_bounded() {
         .filter(|e| matches!(e, PlatformEvent::Catalog { result, .. } if !result.complete))
         .count();
     assert_eq!(incomplete, 2);
+}
+
+#[test]
+fn catalog_items_held_in_all_are_bounded() {
+    let mut config = Net::config();
+    config.auto_query = false;
+    config.limits.catalog_max_items_in_flight = 60;
+    let mut net = Net::new(config);
+    let a = net.add(device_config(0, "12345678", 0));
+    let b = net.add(device_config(1, "12345678", 0));
+    // Two devices start catalogs of 50 announced items each, 40 arrive for each: the second
+    // one only gets room for 20.
+    let ids: Vec<u32> = (0..40).collect();
+    net.platform.handle_datagram(
+        net.now,
+        device_addr(a),
+        &catalog_page(a, 5, 50, &ids, "z9hG4bKif1"),
+    );
+    net.platform.handle_datagram(
+        net.now,
+        device_addr(b),
+        &catalog_page(b, 6, 50, &ids, "z9hG4bKif2"),
+    );
+    let events = net.take_events_now();
+    let cut = events
+        .iter()
+        .find_map(|e| match e {
+            PlatformEvent::Catalog { result, .. } => Some(result),
+            _ => None,
+        })
+        .expect("the cut catalog ends at once");
+    assert_eq!(cut.items.len(), 20);
+    assert!(!cut.complete);
+    assert_eq!(net.platform.stats().hits(Limit::CatalogItemsInFlight), 1);
+    // Once the first ends (timeout, incomplete), its items are released.
+    net.advance(Duration::from_secs(11));
+    let ids: Vec<u32> = (0..50).collect();
+    net.platform.handle_datagram(
+        net.now,
+        device_addr(b),
+        &catalog_page(b, 7, 50, &ids, "z9hG4bKif3"),
+    );
+    let events = net.take_events_now();
+    assert!(events.iter().any(
+        |e| matches!(e, PlatformEvent::Catalog { result, .. } if result.complete && result.items.len() == 50)
+    ));
 }
 
 #[test]

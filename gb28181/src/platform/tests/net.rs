@@ -104,6 +104,9 @@ pub struct Net {
     pub muted: Vec<bool>,
     /// Devices whose connection the platform closed (TCP).
     pub closed: Vec<bool>,
+    /// Where each device's datagrams come from, as the platform sees them (its NAT's public
+    /// address; `device_addr(i)` unless a test moves it).
+    pub public: Vec<SocketAddr>,
     /// Every message the platform sent, for inspection.
     pub sent_by_platform: Vec<Message>,
     pub sent_by_devices: Vec<Message>,
@@ -130,6 +133,7 @@ impl Net {
             device_events: Vec::new(),
             muted: Vec::new(),
             closed: Vec::new(),
+            public: Vec::new(),
             sent_by_platform: Vec::new(),
             sent_by_devices: Vec::new(),
             tcp_reads: 0,
@@ -164,6 +168,7 @@ impl Net {
         self.device_events.push(Vec::new());
         self.muted.push(false);
         self.closed.push(false);
+        self.public.push(device_addr(i));
         self.pump();
         i
     }
@@ -201,7 +206,7 @@ impl Net {
                 self.sent_by_platform
                     .push(Message::parse(&t.payload).unwrap());
                 let target = match t.transport {
-                    Transport::Udp => (0..self.devices.len()).find(|&i| device_addr(i) == t.remote),
+                    Transport::Udp => (0..self.devices.len()).find(|&i| self.public[i] == t.remote),
                     Transport::Tcp(c) => (0..self.devices.len()).find(|&i| Net::conn(i) == c),
                 };
                 let Some(i) = target else { continue };
@@ -239,7 +244,7 @@ impl Net {
                         match t.transport {
                             Transport::Udp => {
                                 self.platform
-                                    .handle_datagram(self.now, device_addr(i), &seg)
+                                    .handle_datagram(self.now, self.public[i], &seg)
                             }
                             Transport::Tcp(c) => {
                                 self.tcp_reads += 1;
