@@ -284,6 +284,9 @@ impl EventSink {
         self.store.write(move |s| s.save_keepalives(&seen));
     }
 
+    /// Each event's store write is queued before the registry shows it: a reader that sees
+    /// a change in the API and then reads from the store (queued after it, answered after
+    /// its commit) finds it stored.
     fn handle(&mut self, ev: PlatformEvent) {
         match ev {
             PlatformEvent::Registered {
@@ -306,6 +309,8 @@ impl EventSink {
                     expires_at: Some(millis(at + expires)),
                     ..DeviceRow::default()
                 };
+                let stored = row.clone();
+                self.store.write(move |s| s.save_registration(&stored));
                 self.registry.update(&device_id, |r| {
                     r.registered = true;
                     r.transport = row.transport.clone();
@@ -320,14 +325,14 @@ impl EventSink {
                     r.expires_at = Some(at + expires);
                     r.last_keepalive_at.get_or_insert(at);
                 });
-                self.store.write(move |s| s.save_registration(&row));
             }
             PlatformEvent::Online { device_id, at } => {
                 metrics::counter!("device_online_transitions_total").increment(1);
+                let id = device_id.clone();
+                self.store
+                    .write(move |s| s.add_event(&id, millis(at), "online", None));
                 self.registry
                     .update_existing(&device_id, |r| r.online = true);
-                self.store
-                    .write(move |s| s.add_event(&device_id, millis(at), "online", None));
             }
             PlatformEvent::Offline {
                 device_id,
@@ -338,12 +343,12 @@ impl EventSink {
                 metrics::counter!("device_offline_transitions_total", "reason" => reason.as_str())
                     .increment(1);
                 let still_registered = reason == gb28181::platform::OfflineReason::KeepaliveTimeout;
+                let id = device_id.clone();
+                self.store
+                    .write(move |s| s.add_event(&id, millis(at), "offline", Some(reason.as_str())));
                 self.registry.update_existing(&device_id, |r| {
                     r.online = false;
                     r.registered = still_registered;
-                });
-                self.store.write(move |s| {
-                    s.add_event(&device_id, millis(at), "offline", Some(reason.as_str()))
                 });
             }
             PlatformEvent::Keepalive { device_id, at } => {
@@ -373,13 +378,14 @@ impl EventSink {
                     firmware: info.firmware.clone(),
                     ..DeviceRow::default()
                 };
+                let stored = row.clone();
+                self.store.write(move |s| s.save_info(&stored));
                 self.registry.update_existing(&device_id, |r| {
-                    r.name = row.name.clone();
-                    r.manufacturer = row.manufacturer.clone();
-                    r.model = row.model.clone();
-                    r.firmware = row.firmware.clone();
+                    r.name = row.name;
+                    r.manufacturer = row.manufacturer;
+                    r.model = row.model;
+                    r.firmware = row.firmware;
                 });
-                self.store.write(move |s| s.save_info(&row));
                 self.resolve(query, QueryOutcome::Info(info));
             }
             PlatformEvent::DeviceStatus { query, status, .. } => {
@@ -419,13 +425,14 @@ impl EventSink {
                 debug!(%device_id, items = items.len(), complete, "catalog stored");
                 let shared = Arc::new(items);
                 let for_store = shared.clone();
+                let id = device_id.clone();
+                self.store
+                    .write(move |s| s.save_catalog(&id, &for_store, complete, millis(at)));
                 self.registry.update_existing(&device_id, |r| {
                     r.items = shared;
                     r.catalog_complete = Some(complete);
                     r.catalog_updated_at = Some(at);
                 });
-                self.store
-                    .write(move |s| s.save_catalog(&device_id, &for_store, complete, millis(at)));
                 if let Some(q) = query {
                     self.resolve(q, QueryOutcome::Catalog(result));
                 }

@@ -59,7 +59,10 @@ fn hundred_nvrs_register_list_online_and_survive_a_restart() {
     assert_eq!(channels[0]["name"], "大门口摄像机1");
 
     // An unclean stop, then a restart on the same data: everything is listed at once,
-    // offline until the devices show up again.
+    // offline until the devices show up again. (A read from the store answers after the
+    // writes queued before it have committed: nothing the API showed is in flight.)
+    let (status, _) = get(&gw.url(&format!("/api/v1/devices/{id}/events")));
+    assert_eq!(status, 200);
     drop(_sim);
     gw.kill();
     let gw = Gateway::start(data.path(), &[]);
