@@ -1,6 +1,6 @@
 //! A TCP connection delivers a message in as many reads as the network cut it into:
 //! `MessageStream` must give the same messages whatever the cut. Every real message of
-//! `tests/data/sip` and a 40 KB GB2312 catalog page, split at every point into two reads,
+//! `tests/data/sip` and a 51 KB GB2312 catalog page, split at every point into two reads,
 //! into three reads (every pair of points for short messages, a grid for long ones),
 //! dribbled one byte at a time, and streamed in reads smaller than the message.
 
@@ -39,7 +39,7 @@ fn as_stream(raw: &[u8]) -> Option<Vec<u8>> {
     Message::parse(raw).ok().map(|m| m.to_bytes().to_vec())
 }
 
-/// The 40 KB GB2312 catalog page a large NVR sends, as a MESSAGE.
+/// A 51 KB GB2312 catalog page (120 items) as a large NVR sends it, as a MESSAGE.
 fn big_catalog_page() -> Vec<u8> {
     let device = "34020000001180000001";
     let items: Vec<CatalogItem> = (0..120)
@@ -90,7 +90,7 @@ fn streams() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     assert!(out.len() >= 170, "every real message: {}", out.len());
-    out.push(("40 KB GB2312 catalog page".into(), big_catalog_page()));
+    out.push(("51 KB GB2312 catalog page".into(), big_catalog_page()));
     out
 }
 
@@ -146,7 +146,7 @@ fn a_byte_at_a_time_and_in_reads_smaller_than_the_message() {
     }
     let dribble: Vec<usize> = (1..joined.len()).collect();
     assert_eq!(read_in(&joined, &dribble), (expected.clone(), 0));
-    // Reads of the shell's 16 KB buffer, and of an MTU-sized segment: the 40 KB page spans
+    // Reads of the shell's 16 KB buffer, and of an MTU-sized segment: the 51 KB page spans
     // several reads.
     for size in [16 * 1024, 1448, 536] {
         let cuts: Vec<usize> = (size..joined.len()).step_by(size).collect();
