@@ -201,6 +201,13 @@ pub struct MediaConfig {
     pub no_media_timeout_secs: u64,
     /// How long a stream stays up after its last viewer left, in seconds.
     pub linger_secs: u64,
+    /// A playing stream with no media from its device for this long is ended (BYE, and its
+    /// viewers are told the device stopped sending), in seconds.
+    pub stall_timeout_secs: u64,
+    /// Accept UDP media from the address in the device's SDP answer as well as from the
+    /// address it registered from (for devices whose media leave from another interface
+    /// than their SIP; off by default, since the answer is the device's own claim).
+    pub trust_sdp_address: bool,
     /// `strict` (default): RTP with an SSRC other than the negotiated one is not the stream;
     /// `latch`: if only one other SSRC arrives, take it (devices that ignore `y=`).
     pub ssrc_policy: String,
@@ -218,6 +225,8 @@ impl Default for MediaConfig {
             invite_timeout_secs: 10,
             no_media_timeout_secs: 10,
             linger_secs: 10,
+            stall_timeout_secs: 10,
+            trust_sdp_address: false,
             ssrc_policy: "strict".into(),
             keyframe_request_interval_secs: 2,
         }

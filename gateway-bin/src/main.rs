@@ -290,25 +290,34 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let media_announce = cfg.media.announce_ip.unwrap_or(announce);
     let default_transport = gb28181::sdp::MediaTransport::parse(&cfg.media.transport)
         .unwrap_or(gb28181::sdp::MediaTransport::Udp);
+    let (first_port, last_port) = cfg.media.port_range()?;
+    let mut rng = rand::rng();
     let hub = live::hub::start(
         live::hub::HubConfig {
-            platform_id: cfg.sip.id.clone(),
+            core: live::core::LiveConfig {
+                platform_id: cfg.sip.id.clone(),
+                announce_ip: media_announce,
+                invite_timeout: Duration::from_secs(cfg.media.invite_timeout_secs.max(1)),
+                no_media_timeout: Duration::from_secs(cfg.media.no_media_timeout_secs.max(1)),
+                stall_timeout: Duration::from_secs(cfg.media.stall_timeout_secs.max(1)),
+                linger: Duration::from_secs(cfg.media.linger_secs),
+                keyframe_interval: Duration::from_secs(cfg.media.keyframe_request_interval_secs),
+                trust_sdp_address: cfg.media.trust_sdp_address,
+                max_ended: 1024,
+            },
             bind_ip: cfg.media.bind_ip,
-            announce_ip: media_announce,
-            invite_timeout: Duration::from_secs(cfg.media.invite_timeout_secs.max(1)),
-            no_media_timeout: Duration::from_secs(cfg.media.no_media_timeout_secs.max(1)),
-            linger: Duration::from_secs(cfg.media.linger_secs),
             ssrc_policy: if cfg.media.ssrc_policy == "latch" {
                 live::ingest::SsrcPolicy::Latch
             } else {
                 live::ingest::SsrcPolicy::Strict
             },
-            keyframe_interval: Duration::from_secs(cfg.media.keyframe_request_interval_secs),
         },
-        cfg.media.port_range()?,
-        &cfg.sip.domain(),
+        // Random starting points: after a restart, a device still sending to the previous
+        // session's port with its SSRC does not feed the next session.
+        live::pools::PortPool::new(first_port, last_port).starting_at(rng.next_u32()),
+        live::pools::SsrcPool::new(&cfg.sip.domain()).starting_at(rng.next_u32()),
         signalling.clone(),
-        egress_tx.clone(),
+        egress_tx,
         viewer_rx,
         calls_rx,
     );
@@ -321,8 +330,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         metrics,
         query_wait: Duration::from_secs(cfg.http.query_wait_secs.max(1)),
         live: live::LiveState {
-            hub,
-            egress: egress_tx,
+            hub: hub.clone(),
             default_transport,
         },
         token_failures: api::token_throttle(
@@ -374,6 +382,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     };
     http::serve(listener, app, limits, stop).await;
     info!("shutting down");
+    // Every live call gets its BYE while the signalling still runs.
+    if tokio::time::timeout(Duration::from_secs(5), hub.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("live calls were not all hung up in time");
+    }
     signalling.shutdown().await;
     match tokio::time::timeout(Duration::from_secs(10), sip_task).await {
         Ok(Ok(core)) => {

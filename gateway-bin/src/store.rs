@@ -1203,6 +1203,13 @@ mod tests {
             tokio::task::yield_now().await;
             queued.push(call);
         }
+        // The spawned calls run when a worker gets to them: wait until they filled the queue
+        // (16 fit; the rest are refused).
+        let filled = Instant::now();
+        while h.stats().busy.load(Ordering::Relaxed) < 20 {
+            assert!(filled.elapsed() < Duration::from_secs(10), "the calls never ran");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // A write waits for room instead of growing the queue.
         let writer = h.clone();
         let t0 = Instant::now();

@@ -41,8 +41,11 @@ pub struct Diagnosis {
     pub wrong_ssrc: u64,
     /// The last other SSRC seen.
     pub last_wrong_ssrc: Option<u32>,
-    /// Packets from an address other than the device's media address.
+    /// Packets from an address other than the device's: dropped (they could be anyone's).
     pub other_source: u64,
+    /// TCP connections refused: from another address than the device's, or while the
+    /// device's connection was up.
+    pub refused_connections: u64,
     /// The last source address seen.
     pub last_source: Option<String>,
     /// A TCP connection was established.
@@ -81,7 +84,7 @@ impl Diagnosis {
         }
         if self.other_source > 0 && self.accepted == 0 {
             return format!(
-                "packets from an unexpected source ({}) only",
+                "packets from {} only, which is not the device's address: they were dropped (a device behind NAT? see media.trust_sdp_address)",
                 self.last_source.as_deref().unwrap_or("?")
             );
         }
@@ -106,7 +109,8 @@ pub enum IngestOut {
 /// The sans-IO ingest core.
 pub struct Ingest {
     expected_ssrc: u32,
-    device_ip: Option<IpAddr>,
+    /// The device's addresses: media from anywhere else is dropped. Empty: any address.
+    allowed: Vec<IpAddr>,
     policy: SsrcPolicy,
     reorder: Reorder,
     assembler: FrameAssembler,
@@ -119,17 +123,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// A core expecting `ssrc` from `device_ip` (when known); `reliable` for TCP.
+    /// A core expecting `ssrc` from one of `allowed` (any address when empty); `reliable`
+    /// for TCP.
     pub fn new(
         now: Instant,
         ssrc: u32,
-        device_ip: Option<IpAddr>,
+        allowed: Vec<IpAddr>,
         policy: SsrcPolicy,
         reliable: bool,
     ) -> Ingest {
         Ingest {
             expected_ssrc: ssrc,
-            device_ip,
+            allowed,
             policy,
             reorder: Reorder::new(if reliable {
                 ReorderConfig::tcp()
@@ -149,6 +154,16 @@ impl Ingest {
     /// The diagnosis so far.
     pub fn diagnosis(&self) -> &Diagnosis {
         &self.diag
+    }
+
+    /// Whether media (or a TCP connection) from `ip` may be the device's.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allowed.is_empty() || self.allowed.contains(&ip)
+    }
+
+    /// Packets accepted as this stream so far.
+    pub fn accepted(&self) -> u64 {
+        self.diag.accepted
     }
 
     /// Receive statistics.
@@ -183,12 +198,14 @@ impl Ingest {
                 return;
             }
         };
-        if self.device_ip.is_some_and(|ip| ip != from.ip()) {
+        if !self.allows(from.ip()) {
+            // Anyone on the network can send to our port with a guessed SSRC: not the device.
             self.diag.other_source += 1;
             if !self.warned_source {
                 self.warned_source = true;
-                info!(%from, expected = ?self.device_ip, "media from another address than the SDP answer (NAT?)");
+                info!(%from, allowed = ?self.allowed, "media from another address than the device's dropped");
             }
+            return;
         }
         let ssrc = pkt.ssrc();
         let ours = ssrc == self.expected_ssrc || self.latched == Some(ssrc);
@@ -279,6 +296,13 @@ pub enum IngestEvent {
     },
     /// The connection (TCP) closed or failed; the stream cannot continue.
     Closed(String),
+    /// Progress, every half second: packets accepted so far, and the diagnosis.
+    Status {
+        /// Packets accepted as the stream.
+        accepted: u64,
+        /// What arrived and why it may not be playable.
+        diagnosis: Diagnosis,
+    },
 }
 
 /// Live counters the API shows.
@@ -359,7 +383,7 @@ pub async fn run(
         }
         if now >= publish_at {
             publish_at = now + Duration::from_millis(500);
-            publish(core, &info, now);
+            publish(core, &info, now, &events);
         }
     };
     match source {
@@ -382,24 +406,37 @@ pub async fn run(
                         handle(&mut core, &mut out, now);
                     }
                     () = tokio::time::sleep(Duration::from_millis(500)) => {
-                        publish(&core, &info, Instant::now());
+                        publish(&core, &info, Instant::now(), &events);
                     }
                 }
             }
         }
         Source::TcpPassive(listener) => {
-            let (stream, from) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    events(IngestEvent::Closed(format!("accept failed: {e}")));
-                    return;
+            // Only the device may connect, and while its connection is up nobody else can
+            // take the stream over: others are closed at once and counted.
+            let (stream, from) = loop {
+                tokio::select! {
+                    r = listener.accept() => match r {
+                        Ok((s, from)) if core.allows(from.ip()) => break (s, from),
+                        Ok((_, from)) => {
+                            core.diag.refused_connections += 1;
+                            warn!(%from, "media connection from another address than the device's refused");
+                        }
+                        Err(e) => {
+                            events(IngestEvent::Closed(format!("accept failed: {e}")));
+                            return;
+                        }
+                    },
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {
+                        publish(&core, &info, Instant::now(), &events);
+                    }
                 }
             };
-            drop(listener);
             info!(%from, "device connected for media (TCP passive)");
             tcp_loop(
                 stream,
                 from,
+                Some(listener),
                 &mut core,
                 &info,
                 &events,
@@ -433,6 +470,7 @@ pub async fn run(
             tcp_loop(
                 stream,
                 addr,
+                None,
                 &mut core,
                 &info,
                 &events,
@@ -444,9 +482,11 @@ pub async fn run(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn tcp_loop(
     mut stream: TcpStream,
     from: SocketAddr,
+    listener: Option<TcpListener>,
     core: &mut Ingest,
     info: &SharedInfo,
     events: &EventSink,
@@ -458,7 +498,16 @@ async fn tcp_loop(
     let mut deframer = TcpDeframer::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match stream.read(&mut buf).await {
+        let read = tokio::select! {
+            r = stream.read(&mut buf) => r,
+            // A second connection never replaces the working one.
+            Ok((_, other)) = accept(listener.as_ref()) => {
+                core.diag.refused_connections += 1;
+                warn!(%other, "second media connection refused: the device's is up");
+                continue;
+            }
+        };
+        let n = match read {
             Ok(0) => {
                 events(IngestEvent::Closed(
                     "the device closed the media connection".into(),
@@ -478,7 +527,15 @@ async fn tcp_loop(
         }
         handle(core, out, now);
     }
-    publish(core, info, Instant::now());
+    publish(core, info, Instant::now(), events);
+}
+
+/// The next connection on `listener` (never, without one).
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(t: Option<Instant>) {
@@ -488,7 +545,11 @@ async fn sleep_until(t: Option<Instant>) {
     }
 }
 
-fn publish(core: &Ingest, info: &SharedInfo, now: Instant) {
+fn publish(core: &Ingest, info: &SharedInfo, now: Instant, events: &EventSink) {
+    events(IngestEvent::Status {
+        accepted: core.accepted(),
+        diagnosis: core.diagnosis().clone(),
+    });
     let s = core.stats(now);
     let d = core.demux_stats();
     if let Ok(mut i) = info.lock() {
@@ -540,7 +601,7 @@ mod tests {
     fn strict_policy_explains_a_wrong_ssrc() {
         let now = Instant::now();
         let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
-        let mut core = Ingest::new(now, 200_000_001, Some(from.ip()), SsrcPolicy::Strict, false);
+        let mut core = Ingest::new(now, 200_000_001, vec![from.ip()], SsrcPolicy::Strict, false);
         let mut out = Vec::new();
         for p in frames(12345) {
             core.on_packet(now + Duration::from_secs(2), from, p, &mut out);
@@ -559,7 +620,7 @@ mod tests {
         let now = Instant::now();
         let from: SocketAddr = "127.0.0.5:4000".parse().unwrap();
         for (policy, ssrc) in [(SsrcPolicy::Strict, 7u32), (SsrcPolicy::Latch, 99u32)] {
-            let mut core = Ingest::new(now, 7, Some(from.ip()), policy, true);
+            let mut core = Ingest::new(now, 7, vec![from.ip()], policy, true);
             let mut out = Vec::new();
             for p in frames(ssrc) {
                 core.on_packet(now + Duration::from_secs(2), from, p, &mut out);
@@ -570,7 +631,7 @@ mod tests {
                 .count();
             assert!(units >= 2, "{policy:?}: {out:?}");
         }
-        let mut core = Ingest::new(now, 7, None, SsrcPolicy::Strict, false);
+        let mut core = Ingest::new(now, 7, Vec::new(), SsrcPolicy::Strict, false);
         assert!(
             core.diagnosis()
                 .explain(7, "udp 1.2.3.4:5")
@@ -578,5 +639,32 @@ mod tests {
         );
         core.on_packet(now, from, Bytes::from_static(b"hello"), &mut Vec::new());
         assert!(core.diagnosis().explain(7, "x").contains("were not RTP"));
+    }
+
+    #[test]
+    fn media_from_another_address_than_the_devices_is_dropped() {
+        let now = Instant::now();
+        let device: SocketAddr = "10.0.0.9:4000".parse().unwrap();
+        let intruder: SocketAddr = "10.0.0.66:4000".parse().unwrap();
+        let mut core = Ingest::new(now, 7, vec![device.ip()], SsrcPolicy::Strict, false);
+        let mut out = Vec::new();
+        let sent = frames(7).len() as u64;
+        // The right SSRC, the right port, from the wrong host: nothing comes out.
+        for p in frames(7) {
+            core.on_packet(now, intruder, p, &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(core.diagnosis().other_source, sent);
+        assert_eq!(core.accepted(), 0);
+        let why = core.diagnosis().explain(7, "udp 10.0.0.5:30000");
+        assert!(why.contains("not the device's address"), "{why}");
+        assert!(!core.allows(intruder.ip()) && core.allows(device.ip()));
+        // The device itself is heard.
+        for p in frames(7) {
+            core.on_packet(now, device, p, &mut out);
+        }
+        core.on_timeout(now + Duration::from_secs(1), &mut out);
+        assert!(out.iter().any(|o| matches!(o, IngestOut::Unit(_))));
+        assert_eq!(core.accepted(), sent);
     }
 }

@@ -23,6 +23,15 @@ impl PortPool {
         }
     }
 
+    /// The same pool with its round-robin starting `offset` ports into the range (the
+    /// gateway picks it at random, so that a restart does not hand out the ports, and the
+    /// SSRCs, of the sessions before it while devices may still send to them).
+    pub fn starting_at(mut self, offset: u32) -> PortPool {
+        let size = u32::from(self.last - self.first) + 1;
+        self.next = self.first + (offset % size) as u16;
+        self
+    }
+
     /// A port not in use, or `None` when the range is exhausted. The caller binds it and
     /// calls [`release`](Self::release) if binding fails (another process holds it).
     pub fn take(&mut self) -> Option<u16> {
@@ -71,6 +80,13 @@ impl SsrcPool {
             next: 1,
             in_use: HashSet::new(),
         }
+    }
+
+    /// The same pool with its sequence starting `offset` places in (see
+    /// [`PortPool::starting_at`]).
+    pub fn starting_at(mut self, offset: u32) -> SsrcPool {
+        self.next = 1 + (offset % 9999) as u16;
+        self
     }
 
     /// A fresh live SSRC as text (`y=`) and as the RTP SSRC value.
@@ -129,5 +145,23 @@ mod tests {
         assert_eq!(p.take(), Some(30000));
         assert_eq!(p.take(), None);
         assert_eq!(p.in_use(), 3);
+    }
+
+    #[test]
+    fn a_starting_point_shifts_the_sequence_and_wraps() {
+        let mut p = PortPool::new(30000, 30009).starting_at(27);
+        assert_eq!(p.take(), Some(30007));
+        assert_eq!(p.take(), Some(30008));
+        assert_eq!(p.take(), Some(30009));
+        assert_eq!(p.take(), Some(30000));
+        let mut p = PortPool::new(40000, 40000).starting_at(u32::MAX);
+        assert_eq!(p.take(), Some(40000));
+        assert_eq!(p.take(), None);
+
+        let mut s = SsrcPool::new("3402000000").starting_at(9998);
+        assert_eq!(s.take().unwrap().0, "0200009999");
+        assert_eq!(s.take().unwrap().0, "0200000001");
+        let mut s = SsrcPool::new("3402000000").starting_at(9999);
+        assert_eq!(s.take().unwrap().0, "0200000001");
     }
 }

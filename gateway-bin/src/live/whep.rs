@@ -12,14 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gb28181::sdp::MediaTransport;
-use media::webrtc::{EgressError, Tracks, ViewerId};
+use media::webrtc::{EgressError, ViewerId};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tracing::info;
 
 use super::hub::LiveError;
-use super::webrtc::EgressCmd;
 use crate::api::{ApiError, AppState};
 
 /// Routes under `/api/v1`.
@@ -41,6 +39,9 @@ pub struct WhepQuery {
 
 impl From<LiveError> for ApiError {
     fn from(e: LiveError) -> Self {
+        if let LiveError::Egress(e) = e {
+            return egress_error(&e);
+        }
         let status = match &e {
             LiveError::UnknownDevice(_) => StatusCode::NOT_FOUND,
             LiveError::Offline(_) => StatusCode::CONFLICT,
@@ -48,9 +49,10 @@ impl From<LiveError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             LiveError::InviteTimeout(_) | LiveError::NoMedia { .. } => StatusCode::GATEWAY_TIMEOUT,
-            LiveError::Refused(_) | LiveError::BadAnswer(_) | LiveError::Ended(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            LiveError::Refused(_)
+            | LiveError::BadAnswer(_)
+            | LiveError::Ended(_)
+            | LiveError::Egress(_) => StatusCode::BAD_GATEWAY,
         };
         let error = match &e {
             LiveError::UnknownDevice(_) => "device not found",
@@ -62,13 +64,14 @@ impl From<LiveError> for ApiError {
             LiveError::BadAnswer(_) => "the device's SDP answer is unusable",
             LiveError::NoMedia { .. } => "no media from the device",
             LiveError::Ended(_) => "the stream ended",
+            LiveError::Egress(_) => "the offer cannot be answered",
             LiveError::Stopped => "the stream manager stopped",
         };
         ApiError::new(status, error, json!({ "reason": e.to_string() }))
     }
 }
 
-fn egress_error(e: EgressError) -> ApiError {
+fn egress_error(e: &EgressError) -> ApiError {
     match e {
         EgressError::NoCommonCodec {
             kind: "video",
@@ -135,33 +138,20 @@ async fn whep_post(
             json!({ "device_id": device_id }),
         ));
     }
-    let joined = state
+    // The device's own address: media is taken from it only.
+    let device_ip = dev
+        .remote_addr
+        .as_deref()
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip());
+    // The whole join — INVITE, first video, the egress answering — runs in the live core;
+    // if this request is dropped meanwhile, the join is cancelled there.
+    let watching = state
         .live
         .hub
-        .join(&device_id, &channel_id, transport)
+        .join(&device_id, &channel_id, transport, device_ip, offer)
         .await?;
-    let (reply, rx) = oneshot::channel();
-    let sent = state.live.egress.send(EgressCmd::AddViewer {
-        tracks: Tracks::new(joined.stream, Some(joined.video), joined.audio),
-        offer,
-        reply,
-    });
-    let result = match sent {
-        Ok(()) => rx.await.ok(),
-        Err(_) => None,
-    };
-    let (viewer, answer) = match result {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            state.live.hub.abandon(joined.stream);
-            return Err(egress_error(e));
-        }
-        None => {
-            state.live.hub.abandon(joined.stream);
-            return Err(LiveError::Stopped.into());
-        }
-    };
-    state.live.hub.attach(joined.stream, viewer);
+    let (viewer, answer) = (watching.viewer, watching.answer);
     info!(%device_id, %channel_id, %viewer, "WHEP session created");
     let location = format!("/api/v1/whep/sessions/{}", viewer.0);
     Ok((

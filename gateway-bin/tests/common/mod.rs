@@ -243,6 +243,23 @@ pub fn post(url: &str) -> (u16, Value) {
     (status, resp.body_mut().read_json().unwrap_or(Value::Null))
 }
 
+/// POST an SDP offer with the API token (a WHEP join); returns (status, JSON body or the
+/// answer as a string).
+pub fn post_sdp(url: &str, sdp: &str) -> (u16, Value) {
+    let mut resp = agent()
+        .post(url)
+        .header("Authorization", &format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/sdp")
+        .send(sdp)
+        .expect("HTTP POST");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
 /// PUT a JSON body with the API token.
 pub fn put_json(url: &str, body: &str) -> (u16, Value) {
     let mut resp = agent()
@@ -444,6 +461,32 @@ impl Sim {
             .spawn()
             .expect("start gb28181-sim");
         Sim(child)
+    }
+}
+
+impl Sim {
+    /// Like [`Sim::start`], keeping its standard output for [`Sim::stop`].
+    pub fn start_piped(gw: &Gateway, args: &[&str]) -> Sim {
+        let child = Command::new(example_bin("gb28181-sim"))
+            .args(["--server", &gw.sip.to_string(), "--password", PASSWORD])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gb28181-sim");
+        Sim(child)
+    }
+
+    /// Stop with SIGTERM and return its report (started with [`Sim::start_piped`]).
+    pub fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let mut out = String::new();
+        if let Some(mut o) = self.0.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut o, &mut out);
+        }
+        out
     }
 }
 
