@@ -12,7 +12,9 @@
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use media::webrtc::{Egress, EgressConfig, Packetization, StreamId, Tracks, TransmitBatch};
+use media::webrtc::{
+    Egress, EgressConfig, Packetization, StreamId, Tracks, TransmitBatch, ViewerLocation,
+};
 use media::{AccessUnit, Codec};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -92,7 +94,12 @@ impl Rig {
             let tracks = Tracks::new(CAM, Some(Codec::H264), None);
             let (_, answer) = rig
                 .egress
-                .add_viewer(now, &offer.to_sdp_string(), tracks)
+                .add_viewer(
+                    now,
+                    &offer.to_sdp_string(),
+                    tracks,
+                    ViewerLocation::Elsewhere,
+                )
                 .expect("viewer added");
             let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
             rtc.sdp_api()

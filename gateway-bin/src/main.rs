@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod http;
+mod lan;
 mod live;
 mod registry;
 mod signalling;
@@ -211,16 +212,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         registry.insert(record);
     }
 
-    let announce = match (cfg.sip.announce_ip, cfg.sip.listen.ip()) {
-        (Some(ip), _) => ip,
-        (None, ip) if !ip.is_unspecified() => ip,
-        (None, _) => {
-            warn!(
-                "sip.announce_ip is not set and SIP listens on a wildcard address: announcing 127.0.0.1; set sip.announce_ip to the address devices reach"
-            );
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        }
-    };
+    // What to announce where a bind is a wildcard: the default route's interface address.
+    let host = lan::HostAddresses::discover();
+    let sip_announce = lan::Announce::choose(cfg.sip.announce_ip, cfg.sip.listen.ip(), &host);
+    let announce = sip_announce.ip;
     let sip_server = SipServer::bind(cfg.sip.listen)
         .await
         .map_err(|e| format!("cannot bind SIP on {}: {e}", cfg.sip.listen))?;
@@ -277,17 +272,61 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let webrtc_bind = SocketAddr::new(cfg.webrtc.bind_ip, cfg.webrtc.udp_port);
     let webrtc_socket = std::net::UdpSocket::bind(webrtc_bind)
         .map_err(|e| format!("cannot bind the WebRTC UDP port {webrtc_bind}: {e}"))?;
-    let webrtc_announce = SocketAddr::new(
-        cfg.webrtc.announce_ip.unwrap_or(announce),
-        webrtc_socket.local_addr()?.port(),
+    let webrtc_port = webrtc_socket.local_addr()?.port();
+    // ICE host candidates: the configured address alone; else the SIP announce address (or
+    // the bound one) and, on a wildcard bind, every other LAN address, plus loopback for a
+    // browser on this machine.
+    let webrtc_first = lan::Announce::choose(
+        cfg.webrtc.announce_ip.or(cfg.sip.announce_ip),
+        cfg.webrtc.bind_ip,
+        &host,
     );
+    let (webrtc_candidates, this_host) =
+        if cfg.webrtc.announce_ip.is_some() || !cfg.webrtc.bind_ip.is_unspecified() {
+            (vec![webrtc_first.ip], Vec::new())
+        } else {
+            let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            (
+                host.candidates(webrtc_first.ip),
+                if webrtc_first.ip == loopback {
+                    Vec::new()
+                } else {
+                    vec![SocketAddr::new(loopback, webrtc_port)]
+                },
+            )
+        };
+    let webrtc_addrs: Vec<SocketAddr> = webrtc_candidates
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, webrtc_port))
+        .collect();
     let (egress_tx, egress_rx) = tokio::sync::mpsc::unbounded_channel();
     let (viewer_tx, viewer_rx) = tokio::sync::mpsc::unbounded_channel();
-    live::webrtc::spawn(webrtc_socket, webrtc_announce, egress_rx, viewer_tx)
-        .map_err(|e| format!("cannot start the WebRTC thread: {e}"))?;
+    live::webrtc::spawn(
+        webrtc_socket,
+        live::webrtc::Candidates {
+            all: webrtc_addrs.clone(),
+            this_host: this_host.clone(),
+        },
+        egress_rx,
+        viewer_tx,
+    )
+    .map_err(|e| format!("cannot start the WebRTC thread: {e}"))?;
 
     // Live streams from devices.
-    let media_announce = cfg.media.announce_ip.unwrap_or(announce);
+    let media_announce = lan::Announce::choose(
+        cfg.media.announce_ip.or(cfg.sip.announce_ip),
+        cfg.media.bind_ip,
+        &host,
+    );
+    // A wildcard media bind follows the SIP address when SIP is bound to one address.
+    let media_announce = if media_announce.origin != lan::Origin::Configured
+        && cfg.media.bind_ip.is_unspecified()
+        && !cfg.sip.listen.ip().is_unspecified()
+    {
+        sip_announce.clone()
+    } else {
+        media_announce
+    };
     let default_transport = gb28181::sdp::MediaTransport::parse(&cfg.media.transport)
         .unwrap_or(gb28181::sdp::MediaTransport::Udp);
     let (first_port, last_port) = cfg.media.port_range()?;
@@ -296,7 +335,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         live::hub::HubConfig {
             core: live::core::LiveConfig {
                 platform_id: cfg.sip.id.clone(),
-                announce_ip: media_announce,
+                announce_ip: media_announce.ip,
                 invite_timeout: Duration::from_secs(cfg.media.invite_timeout_secs.max(1)),
                 no_media_timeout: Duration::from_secs(cfg.media.no_media_timeout_secs.max(1)),
                 stall_timeout: Duration::from_secs(cfg.media.stall_timeout_secs.max(1)),
@@ -347,19 +386,47 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
 
     println!("gb28181-gateway {}", env!("CARGO_PKG_VERSION"));
     println!(
-        "  SIP   udp+tcp {sip_addr} (announced as {announce}:{}), platform ID {}, domain {}",
+        "  SIP   udp+tcp {sip_addr} (announced as {announce}:{}: {}), platform ID {}, domain {}",
         sip_addr.port(),
+        sip_announce.origin,
         cfg.sip.id,
         cfg.sip.domain()
     );
     println!("  HTTP  http://{http_addr}/  (API under /api/v1)");
     println!(
-        "  MEDIA {} ports {} (announced as {media_announce}), default transport {}",
+        "  MEDIA {} ports {} (announced as {}: {}), default transport {}",
         cfg.media.bind_ip,
         cfg.media.ports,
+        media_announce.ip,
+        media_announce.origin,
         default_transport.as_str()
     );
-    println!("  WEBRTC udp {webrtc_bind} (candidate {webrtc_announce})");
+    let listed: Vec<String> = webrtc_addrs.iter().map(ToString::to_string).collect();
+    println!(
+        "  WEBRTC udp {} (candidates {}{}: {})",
+        SocketAddr::new(webrtc_bind.ip(), webrtc_port),
+        listed.join(", "),
+        if this_host.is_empty() {
+            ""
+        } else {
+            ", and loopback for a browser on this machine"
+        },
+        webrtc_first.origin
+    );
+    for (what, a) in [
+        ("SIP", &sip_announce),
+        ("media", &media_announce),
+        ("WebRTC", &webrtc_first),
+    ] {
+        if a.is_loopback() && a.origin != lan::Origin::Configured {
+            println!(
+                "  WARNING: {what} announces {}: only this machine can reach it. Set the announce \
+                 address, or bind an address devices and browsers reach.",
+                a.ip
+            );
+            warn!(what, ip = %a.ip, "announcing a loopback address: only this machine can reach it");
+        }
+    }
     println!("  data  {}", data_dir.display());
     // Shown once, on the terminal (never through the log); kept in the data directory.
     if new_password {

@@ -1207,7 +1207,10 @@ mod tests {
         // (16 fit; the rest are refused).
         let filled = Instant::now();
         while h.stats().busy.load(Ordering::Relaxed) < 20 {
-            assert!(filled.elapsed() < Duration::from_secs(10), "the calls never ran");
+            assert!(
+                filled.elapsed() < Duration::from_secs(10),
+                "the calls never ran"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // A write waits for room instead of growing the queue.

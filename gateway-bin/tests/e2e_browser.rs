@@ -1,5 +1,6 @@
 //! End to end in headless Chromium: the real gateway, `gb28181-sim` streaming H.264 clips
-//! made with ffmpeg/libx264, and the player page driven by playwright-core. Frames decoded
+//! made with ffmpeg/libx264, and the player page driven by playwright-core; on loopback, and
+//! across a network namespace with the gateway on its defaults. Frames decoded
 //! and the picture size come from the browser's `RTCPeerConnection.getStats()`.
 
 mod common;
@@ -323,4 +324,81 @@ fn viewers_are_told_when_the_device_goes_away() {
     );
     let (_, streams) = get(&env.gw.url("/api/v1/streams"));
     assert_eq!(streams.as_array().unwrap().len(), 0, "{streams}");
+}
+
+/// The defaults on a LAN: the gateway in a network namespace with a veth address and a
+/// default route, every bind a wildcard and nothing announced by configuration. It must
+/// announce the veth address (not 127.0.0.1) in SIP, in the SDP it sends the camera and in
+/// its ICE candidates; a camera in the namespace streams to it and Chromium on this host,
+/// outside the namespace, plays it.
+#[test]
+fn on_a_lan_the_defaults_announce_the_default_route_address_and_a_remote_browser_plays() {
+    let ns = Netns::create(0);
+    ns.default_route();
+    let data = TempDir::new("lan");
+    let gw = Gateway::start_in(&ns, data.path(), &[]);
+    let ip = ns.ns_ip.to_string();
+    let banner = gw.banner.join("\n");
+    for (what, expect) in [
+        ("SIP", format!("announced as {ip}:{}: ", gw.sip.port())),
+        ("MEDIA", format!("announced as {ip}: ")),
+        ("WEBRTC", format!("(candidates {ip}:")),
+    ] {
+        let line = gw
+            .banner
+            .iter()
+            .find(|l| l.trim().starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line:\n{banner}"));
+        assert!(line.contains(&expect), "{what}: {line}");
+        assert!(
+            line.contains("which holds the default route"),
+            "{what}: {line}"
+        );
+    }
+    assert!(!banner.contains("WARNING"), "{banner}");
+    // A camera on the same LAN (in the namespace, on its address).
+    let sim = ns
+        .command(&example_bin("gb28181-sim"))
+        .args([
+            "--server",
+            &gw.sip.to_string(),
+            "--password",
+            PASSWORD,
+            "--local-ip",
+            &ip,
+            "--kind",
+            "nvr",
+            "--channels",
+            "1",
+            "--first",
+            "31",
+            "--rate",
+            "0",
+            "--video",
+            clip("testsrc2_h264_main_640x360.h264").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gb28181-sim in the namespace");
+    let device = "34020000001180000031";
+    wait_for(Duration::from_secs(20), || {
+        let (s, d) = get(&gw.url(&format!("/api/v1/devices/{device}")));
+        (s == 200 && d["online"] == true && d["channel_count"] == 1).then_some(())
+    })
+    .expect("the camera registers over the LAN address");
+    let env = Env {
+        gw,
+        _data: data,
+        sims: vec![sim],
+    };
+    let ch = env.channel(device, 1);
+    // Chromium runs on this host, outside the namespace: it reaches the gateway only at
+    // the announced address.
+    let s = env.play(device, &ch, &["--frames", "30"]);
+    assert_played(&s[0], "a browser on another machine");
+    let (_, streams) = get(&env.gw.url("/api/v1/streams"));
+    let media = &streams[0]["media"];
+    assert_eq!(media["diagnosis"]["other_source"], 0, "{media}");
+    assert!(media["packets"].as_u64().unwrap_or(0) > 0, "{media}");
 }

@@ -7,7 +7,9 @@
 mod webrtc_common;
 
 use bytes::Bytes;
-use media::webrtc::{EgressConfig, EgressError, EgressEvent, Packetization, StreamId, Tracks};
+use media::webrtc::{
+    EgressConfig, EgressError, EgressEvent, Packetization, StreamId, Tracks, ViewerLocation,
+};
 use media::{AccessUnit, Codec};
 use std::time::Duration;
 use str0m::Rtc;
@@ -104,6 +106,54 @@ fn h264_clip_arrives_exactly_per_viewer_baseline() {
 }
 
 #[test]
+fn the_answer_offers_every_host_candidate_and_loopback_only_to_this_host() {
+    let mut cfg = config();
+    cfg.more_candidates = vec!["192.168.7.20:8000".parse().unwrap()];
+    cfg.this_host_candidates = vec!["127.0.0.1:8000".parse().unwrap()];
+    let mut net = Net::new(cfg);
+    let tracks = Tracks::new(CAM, Some(Codec::H264), None);
+    let candidates = |answer: &str| -> Vec<String> {
+        answer
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                format!("{}:{} {}", f[4], f[5], f[7])
+            })
+            .collect()
+    };
+    let (_, offer) = webrtc_common::Client::new(
+        net.now,
+        "127.0.0.2:9".parse().unwrap(),
+        chromium_like(),
+        false,
+    );
+    let (_, answer) = net
+        .egress
+        .add_viewer(net.now, &offer, tracks, ViewerLocation::Elsewhere)
+        .unwrap();
+    let announce = format!("{} host", net.egress.config().announce);
+    assert_eq!(
+        candidates(&answer),
+        [announce.clone(), "192.168.7.20:8000 host".into()],
+        "{answer}"
+    );
+    let (_, answer) = net
+        .egress
+        .add_viewer(net.now, &offer, tracks, ViewerLocation::ThisHost)
+        .unwrap();
+    assert_eq!(
+        candidates(&answer),
+        [
+            announce,
+            "192.168.7.20:8000 host".into(),
+            "127.0.0.1:8000 host".into()
+        ],
+        "{answer}"
+    );
+}
+
+#[test]
 fn answer_names_only_the_codecs_sent() {
     let mut net = Net::new(config());
     let (_, offer) = webrtc_common::Client::new(
@@ -113,7 +163,10 @@ fn answer_names_only_the_codecs_sent() {
         true,
     );
     let tracks = Tracks::new(CAM, Some(Codec::H264), Some(Codec::G711A));
-    let (_, answer) = net.egress.add_viewer(net.now, &offer, tracks).unwrap();
+    let (_, answer) = net
+        .egress
+        .add_viewer(net.now, &offer, tracks, ViewerLocation::Elsewhere)
+        .unwrap();
     let rtpmaps: Vec<&str> = answer
         .lines()
         .filter(|l| l.starts_with("a=rtpmap:"))
@@ -221,7 +274,10 @@ fn viewer_that_never_connects_is_reaped() {
     );
     let start = net.now;
     let tracks = Tracks::new(CAM, Some(Codec::H264), None);
-    let (id, _) = net.egress.add_viewer(start, &offer, tracks).unwrap();
+    let (id, _) = net
+        .egress
+        .add_viewer(start, &offer, tracks, ViewerLocation::Elsewhere)
+        .unwrap();
     let mut reaped_at = None;
     let mut t = start;
     while reaped_at.is_none() && t < start + Duration::from_secs(20) {

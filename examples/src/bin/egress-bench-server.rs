@@ -28,6 +28,7 @@ use gb28181_examples::sim::es::Clip;
 use media::AccessUnit;
 use media::webrtc::{
     Egress, EgressConfig, EgressEvent, Packetization, StreamId, Tracks, TransmitBatch, ViewerId,
+    ViewerLocation,
 };
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use std::io;
@@ -224,7 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     } else {
                         let tracks = Tracks::new(STREAM, Some(media::Codec::H264), None);
                         let now = std::time::Instant::now();
-                        egress.add_viewer(now, &offer, tracks).map_err(|e| e.to_string())
+                        egress.add_viewer(now, &offer, tracks, ViewerLocation::Elsewhere).map_err(|e| e.to_string())
                     };
                     let _ = reply.send(r);
                 }

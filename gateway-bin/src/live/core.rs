@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gb28181::platform::{CallEndReason, InviteParams, SessionId, subject};
 use gb28181::sdp::{MediaTransport, PlayAnswer, PlayOffer, SessionDescription};
 use media::Codec;
-use media::webrtc::{EgressError, StreamId, Tracks, ViewerId};
+use media::webrtc::{EgressError, StreamId, Tracks, ViewerId, ViewerLocation};
 use serde::Serialize;
 
 use super::ingest::Diagnosis;
@@ -96,6 +96,21 @@ impl PartialEq for LiveError {
     }
 }
 
+/// A viewer's request to watch a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub device_id: String,
+    pub channel_id: String,
+    /// How the device sends media, when the join starts the stream.
+    pub transport: MediaTransport,
+    /// The address the device registered from: media is taken from it only.
+    pub device_ip: Option<IpAddr>,
+    /// The browser's SDP offer.
+    pub offer: String,
+    /// Where the browser runs (which ICE candidates it can reach).
+    pub location: ViewerLocation,
+}
+
 /// What a successful join gives the browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watching {
@@ -141,6 +156,7 @@ pub enum Action {
         join: JoinId,
         tracks: Tracks,
         offer: String,
+        location: ViewerLocation,
     },
     /// Take a viewer out of the egress.
     RemoveViewer { viewer: ViewerId },
@@ -253,6 +269,7 @@ struct Stream {
 struct Join {
     stream: StreamId,
     offer: String,
+    location: ViewerLocation,
     /// Offered to the egress, waiting for [`LiveCore::viewer_added`].
     offered: bool,
     /// Nobody waits for it any more.
@@ -300,41 +317,33 @@ impl LiveCore {
         }
     }
 
-    /// A viewer wants to watch a channel of a device (registered from `device_ip`). The
-    /// outcome comes as [`Action::JoinResult`]; the stream is shared with other viewers.
-    #[allow(clippy::too_many_arguments)]
-    pub fn join(
-        &mut self,
-        now: Instant,
-        wall: SystemTime,
-        device_id: &str,
-        channel_id: &str,
-        transport: MediaTransport,
-        device_ip: Option<IpAddr>,
-        offer: String,
-    ) -> JoinId {
+    /// A viewer wants to watch a channel. The outcome comes as [`Action::JoinResult`]; the
+    /// stream is shared with other viewers.
+    pub fn join(&mut self, now: Instant, wall: SystemTime, req: JoinRequest) -> JoinId {
         self.next_join += 1;
         let join = JoinId(self.next_join);
-        let key = (device_id.to_owned(), channel_id.to_owned());
+        let key = (req.device_id, req.channel_id);
         let stream = match self.by_channel.get(&key).copied() {
             Some(s) => s,
-            None => match self.start_stream(now, wall, device_id, channel_id, transport, device_ip)
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    self.actions.push_back(Action::JoinResult {
-                        join,
-                        result: Err(e),
-                    });
-                    return join;
+            None => {
+                match self.start_stream(now, wall, &key.0, &key.1, req.transport, req.device_ip) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.actions.push_back(Action::JoinResult {
+                            join,
+                            result: Err(e),
+                        });
+                        return join;
+                    }
                 }
-            },
+            }
         };
         self.joins.insert(
             join,
             Join {
                 stream,
-                offer,
+                offer: req.offer,
+                location: req.location,
                 offered: false,
                 cancelled: false,
             },
@@ -851,6 +860,7 @@ impl LiveCore {
             join,
             tracks,
             offer: std::mem::take(&mut j.offer),
+            location: j.location,
         });
     }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::core::{Action, IngestFrom, JoinId, LiveCore};
-pub use super::core::{LiveConfig, LiveError, ViewerView, Watching};
+pub use super::core::{JoinRequest, LiveConfig, LiveError, ViewerView, Watching};
 use super::ingest::{self, Ingest, IngestEvent, LiveInfo, SharedInfo, Source, SsrcPolicy};
 use super::pools::{PortPool, SsrcPool};
 use super::webrtc::{EgressCmd, ViewerEvent};
@@ -48,11 +48,7 @@ type Ticket = u64;
 enum Msg {
     Join {
         ticket: Ticket,
-        device_id: String,
-        channel_id: String,
-        transport: MediaTransport,
-        device_ip: Option<IpAddr>,
-        offer: String,
+        req: JoinRequest,
         reply: oneshot::Sender<Result<Watching, LiveError>>,
     },
     Cancel(Ticket),
@@ -94,28 +90,13 @@ impl Drop for CancelOnDrop {
 }
 
 impl Hub {
-    /// Watch a channel of a device registered from `device_ip`: resolves once the viewer
-    /// is in the egress, with the SDP answer. Dropping the future cancels the join.
-    pub async fn join(
-        &self,
-        device_id: &str,
-        channel_id: &str,
-        transport: MediaTransport,
-        device_ip: Option<IpAddr>,
-        offer: String,
-    ) -> Result<Watching, LiveError> {
+    /// Watch a channel: resolves once the viewer is in the egress, with the SDP answer.
+    /// Dropping the future cancels the join.
+    pub async fn join(&self, req: JoinRequest) -> Result<Watching, LiveError> {
         let ticket = self.tickets.fetch_add(1, Ordering::Relaxed) + 1;
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Msg::Join {
-                ticket,
-                device_id: device_id.to_owned(),
-                channel_id: channel_id.to_owned(),
-                transport,
-                device_ip,
-                offer,
-                reply,
-            })
+            .send(Msg::Join { ticket, req, reply })
             .map_err(|_| LiveError::Stopped)?;
         let mut guard = CancelOnDrop {
             tx: self.tx.clone(),
@@ -250,24 +231,8 @@ impl Shell {
     fn handle(&mut self, msg: Msg) {
         let now = Instant::now();
         match msg {
-            Msg::Join {
-                ticket,
-                device_id,
-                channel_id,
-                transport,
-                device_ip,
-                offer,
-                reply,
-            } => {
-                let join = self.core.join(
-                    now,
-                    SystemTime::now(),
-                    &device_id,
-                    &channel_id,
-                    transport,
-                    device_ip,
-                    offer,
-                );
+            Msg::Join { ticket, req, reply } => {
+                let join = self.core.join(now, SystemTime::now(), req);
                 self.tickets.insert(ticket, join);
                 self.waiting.insert(join, (ticket, reply));
             }
@@ -399,11 +364,13 @@ impl Shell {
                     join,
                     tracks,
                     offer,
+                    location,
                 } => {
                     let (reply, rx) = oneshot::channel();
                     let sent = self.egress.send(EgressCmd::AddViewer {
                         tracks,
                         offer,
+                        location,
                         reply,
                     });
                     let tx = self.self_tx.clone();

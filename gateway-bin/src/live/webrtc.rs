@@ -9,8 +9,9 @@ use std::time::Instant;
 use media::AccessUnit;
 use media::webrtc::{
     Egress, EgressConfig, EgressError, EgressEvent, StreamId, Tracks, TransmitBatch, ViewerId,
+    ViewerLocation,
 };
-use quinn_udp::{UdpSockRef, UdpSocketState};
+use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -27,6 +28,7 @@ pub enum EgressCmd {
     AddViewer {
         tracks: Tracks,
         offer: String,
+        location: ViewerLocation,
         reply: oneshot::Sender<Result<(ViewerId, String), EgressError>>,
     },
     /// A viewer left (WHEP DELETE, or the stream ended).
@@ -73,11 +75,20 @@ impl Gop {
     }
 }
 
+/// The socket's addresses as browsers see them: the ICE host candidates.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    /// For every viewer, the first preferred. Never empty.
+    pub all: Vec<SocketAddr>,
+    /// Also for a browser on this machine (loopback).
+    pub this_host: Vec<SocketAddr>,
+}
+
 /// Run the WebRTC loop on a thread of its own (a current-thread runtime: one core at most,
 /// no task migration, and HTTP and SIP never wait behind a burst of media).
 pub fn spawn(
     socket: std::net::UdpSocket,
-    announce: SocketAddr,
+    candidates: Candidates,
     commands: mpsc::UnboundedReceiver<EgressCmd>,
     events: mpsc::UnboundedSender<ViewerEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -94,7 +105,7 @@ pub fn spawn(
             };
             rt.block_on(async move {
                 match UdpSocket::from_std(socket) {
-                    Ok(s) => run(s, announce, commands, events).await,
+                    Ok(s) => run(s, candidates, commands, events).await,
                     Err(e) => warn!(error = %e, "cannot register the WebRTC socket"),
                 }
             });
@@ -105,14 +116,15 @@ pub fn spawn(
 /// offers it: one `sendmsg` carries a viewer's packets of a frame).
 pub async fn run(
     socket: UdpSocket,
-    announce: SocketAddr,
+    candidates: Candidates,
     mut commands: mpsc::UnboundedReceiver<EgressCmd>,
     events: mpsc::UnboundedSender<ViewerEvent>,
 ) {
     let socket = Arc::new(socket);
-    // Browsers send to the announced candidate; with a wildcard bind that is the only
-    // destination address str0m can match against its candidate.
-    let local = announce;
+    let Some(&announce) = candidates.all.first() else {
+        return warn!("no WebRTC candidate address");
+    };
+    let port = announce.port();
     let state = match UdpSocketState::new(UdpSockRef::from(&*socket)) {
         Ok(s) => s,
         Err(e) => return warn!(error = %e, "cannot set up the WebRTC socket"),
@@ -120,27 +132,30 @@ pub async fn run(
     let _ = state.set_send_buffer_size(UdpSockRef::from(&*socket), 8 << 20);
     let _ = state.set_recv_buffer_size(UdpSockRef::from(&*socket), 8 << 20);
     let mut config = EgressConfig::new(announce);
+    config.more_candidates = candidates.all[1..].to_vec();
+    config.this_host_candidates = candidates.this_host.clone();
     config.max_gso_segments = state.max_gso_segments();
     let mut egress = Egress::new(config);
     let mut gops: HashMap<StreamId, Gop> = HashMap::new();
     let mut viewer_stream: HashMap<ViewerId, StreamId> = HashMap::new();
     let mut batch = TransmitBatch::new(state.max_gso_segments());
-    let mut buf = vec![0u8; 2048];
-    info!(%announce, gso_segments = state.max_gso_segments(), "WebRTC egress ready");
+    // Room for a GRO batch (quinn-udp turns UDP_GRO on where the kernel has it).
+    let mut buf = vec![0u8; 64 * 1024];
+    info!(candidates = ?candidates.all, gso_segments = state.max_gso_segments(), "WebRTC egress ready");
     loop {
         let wake = egress.poll_timeout();
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r {
-                    egress.handle_receive(Instant::now(), from, local, &buf[..n]);
+            r = socket.readable() => {
+                if r.is_ok() {
+                    receive(&socket, &state, &mut buf, port, announce, &mut egress);
                 }
             }
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { break };
                 let now = Instant::now();
                 match cmd {
-                    EgressCmd::AddViewer { tracks, offer, reply } => {
-                        let r = egress.add_viewer(now, &offer, tracks);
+                    EgressCmd::AddViewer { tracks, offer, location, reply } => {
+                        let r = egress.add_viewer(now, &offer, tracks, location);
                         if let Ok((v, _)) = &r {
                             viewer_stream.insert(*v, tracks.stream);
                         }
@@ -206,13 +221,50 @@ pub async fn run(
                 ecn: None,
                 contents: t.contents,
                 segment_size: t.segment_size,
-                src_ip: None,
+                // From the candidate the browser uses, whatever the route says.
+                src_ip: Some(t.source.ip()),
             };
             if let Err(e) = send(&socket, &state, &transmit).await {
                 debug!(to = %t.destination, error = %e, "WebRTC send failed");
             }
         }
         batch.clear();
+    }
+}
+
+/// Read what the socket holds. Each datagram goes to the egress with the address it was sent
+/// to (IP_PKTINFO): on a wildcard bind that tells which candidate the browser uses, which
+/// ICE must match.
+fn receive(
+    socket: &UdpSocket,
+    state: &UdpSocketState,
+    buf: &mut [u8],
+    port: u16,
+    announce: SocketAddr,
+    egress: &mut Egress,
+) {
+    loop {
+        let mut meta = [RecvMeta::default()];
+        let n = {
+            let mut iov = [std::io::IoSliceMut::new(buf)];
+            match socket.try_io(tokio::io::Interest::READABLE, || {
+                state.recv(UdpSockRef::from(socket), &mut iov, &mut meta)
+            }) {
+                Ok(n) => n,
+                Err(_) => return,
+            }
+        };
+        let now = Instant::now();
+        for m in &meta[..n] {
+            let local = m
+                .dst_ip
+                .map(|ip| SocketAddr::new(ip, port))
+                .unwrap_or(announce);
+            let stride = m.stride.max(1);
+            for datagram in buf[..m.len].chunks(stride) {
+                egress.handle_receive(now, m.addr, local, datagram);
+            }
+        }
     }
 }
 

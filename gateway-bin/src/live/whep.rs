@@ -6,18 +6,19 @@
 //! - `GET /api/v1/streams` lists live media sessions.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use gb28181::sdp::MediaTransport;
-use media::webrtc::{EgressError, ViewerId};
+use media::webrtc::{EgressError, ViewerId, ViewerLocation};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use tracing::info;
 
-use super::hub::LiveError;
+use super::hub::{JoinRequest, LiveError};
 use crate::api::{ApiError, AppState};
 
 /// Routes under `/api/v1`.
@@ -96,6 +97,7 @@ fn egress_error(e: &EgressError) -> ApiError {
 
 async fn whep_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((device_id, channel_id)): Path<(String, String)>,
     Query(q): Query<WhepQuery>,
     headers: HeaderMap,
@@ -146,10 +148,23 @@ async fn whep_post(
         .map(|a| a.ip());
     // The whole join — INVITE, first video, the egress answering — runs in the live core;
     // if this request is dropped meanwhile, the join is cancelled there.
+    // A browser on this machine may also be offered the loopback candidate.
+    let location = if peer.ip().is_loopback() {
+        ViewerLocation::ThisHost
+    } else {
+        ViewerLocation::Elsewhere
+    };
     let watching = state
         .live
         .hub
-        .join(&device_id, &channel_id, transport, device_ip, offer)
+        .join(JoinRequest {
+            device_id: device_id.clone(),
+            channel_id: channel_id.clone(),
+            transport,
+            device_ip,
+            offer,
+            location,
+        })
         .await?;
     let (viewer, answer) = (watching.viewer, watching.answer);
     info!(%device_id, %channel_id, %viewer, "WHEP session created");

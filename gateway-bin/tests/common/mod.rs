@@ -48,6 +48,8 @@ pub struct Gateway {
     pub sip: SocketAddr,
     pub http: SocketAddr,
     pub output: mpsc::Receiver<String>,
+    /// What it printed up to the end of its start-up banner.
+    pub banner: Vec<String>,
 }
 
 impl Gateway {
@@ -66,6 +68,19 @@ impl Gateway {
         Gateway::spawn(Gateway::command(data_dir, "127.0.0.1:0", &[], Some(soft)))
     }
 
+    /// Start inside a network namespace on its default settings: every bind a wildcard and
+    /// nothing announced by configuration. `sip` and `http` are the namespace's address with
+    /// the bound ports.
+    pub fn start_in(ns: &Netns, data_dir: &Path, extra: &[&str]) -> Gateway {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &ns.name]);
+        Gateway::args(&mut cmd, data_dir, "0.0.0.0:0", "0.0.0.0:0", extra);
+        let mut gw = Gateway::spawn(cmd);
+        gw.sip = SocketAddr::new(ns.ns_ip.into(), gw.sip.port());
+        gw.http = SocketAddr::new(ns.ns_ip.into(), gw.http.port());
+        gw
+    }
+
     fn command(data_dir: &Path, sip_listen: &str, extra: &[&str], soft: Option<u32>) -> Command {
         let bin = env!("CARGO_BIN_EXE_gb28181-gateway");
         let mut cmd = match soft {
@@ -76,13 +91,28 @@ impl Gateway {
             }
             None => Command::new(bin),
         };
+        Gateway::args(&mut cmd, data_dir, sip_listen, "127.0.0.1:0", extra);
+        cmd
+    }
+
+    /// The gateway binary (unless `cmd` runs it already) and its arguments.
+    fn args(
+        cmd: &mut Command,
+        data_dir: &Path,
+        sip_listen: &str,
+        http_listen: &str,
+        extra: &[&str],
+    ) {
+        if cmd.get_program() == "ip" {
+            cmd.arg(env!("CARGO_BIN_EXE_gb28181-gateway"));
+        }
         cmd.args([
             "--data-dir",
             data_dir.to_str().unwrap(),
             "--sip-listen",
             sip_listen,
             "--http-listen",
-            "127.0.0.1:0",
+            http_listen,
             "--sip-id",
             PLATFORM_ID,
             "--sip-password",
@@ -99,7 +129,6 @@ impl Gateway {
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-        cmd
     }
 
     fn spawn(mut cmd: Command) -> Gateway {
@@ -122,9 +151,10 @@ impl Gateway {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (mut sip, mut http) = (None, None);
+        let (mut sip, mut http, mut end) = (None, None, false);
         let mut seen = Vec::new();
-        while sip.is_none() || http.is_none() {
+        // The banner ends with the data directory.
+        while sip.is_none() || http.is_none() || !end {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
@@ -135,6 +165,7 @@ impl Gateway {
             if let Some(rest) = line.trim().strip_prefix("HTTP  http://") {
                 http = rest.split('/').next().and_then(|a| a.parse().ok());
             }
+            end |= line.trim().starts_with("data  ");
             seen.push(line);
         }
         Gateway {
@@ -142,6 +173,7 @@ impl Gateway {
             sip: sip.unwrap(),
             http: http.unwrap(),
             output: rx,
+            banner: seen,
         }
     }
 
@@ -153,6 +185,7 @@ impl Gateway {
             sip: http,
             http,
             output: rx,
+            banner: Vec::new(),
         }
     }
 
@@ -418,6 +451,22 @@ impl Netns {
             sh(program, &args);
         }
         ns
+    }
+
+    /// A default route through this host, as a LAN's router would give.
+    pub fn default_route(&self) {
+        sh(
+            "ip",
+            &[
+                "-n",
+                &self.name,
+                "route",
+                "add",
+                "default",
+                "via",
+                &self.host_ip.to_string(),
+            ],
+        );
     }
 
     /// A command that runs `program` inside the namespace.

@@ -4,7 +4,8 @@ use super::batch::TransmitBatch;
 use super::offer::{Choice, choose, inspect_offer, offered_names};
 use super::packetizer::{RtpPayload, packetize_h264, packetize_h265};
 use super::{
-    EgressConfig, EgressError, EgressEvent, Packetization, StreamId, Tracks, ViewerId, stun,
+    EgressConfig, EgressError, EgressEvent, Packetization, StreamId, Tracks, ViewerId,
+    ViewerLocation, stun,
 };
 use crate::{AccessUnit, Codec};
 use std::collections::{HashMap, VecDeque};
@@ -133,12 +134,14 @@ impl Egress {
     /// H.264 with `packetization-mode=1` and the offered `profile-level-id` closest to a
     /// camera's (High, then Main, then Constrained Baseline…), H.265 only if offered, PCMA or
     /// PCMU. A video stream the offer cannot receive is an [`EgressError::NoCommonCodec`];
-    /// audio the offer cannot receive is left out of the answer.
+    /// audio the offer cannot receive is left out of the answer. The answer's candidates
+    /// depend on where the browser runs (`location`).
     pub fn add_viewer(
         &mut self,
         now: Instant,
         offer_sdp: &str,
         tracks: Tracks,
+        location: ViewerLocation,
     ) -> Result<(ViewerId, String), EgressError> {
         if tracks.video.is_none() && tracks.audio.is_none() {
             return Err(EgressError::NoTracks);
@@ -174,15 +177,24 @@ impl Egress {
             Err(e) => return Err(e),
         };
         let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(EgressError::BadOffer)?;
-        let candidate = Candidate::host(self.config.announce, "udp").map_err(|source| {
-            EgressError::Candidate {
-                addr: self.config.announce,
-                source,
-            }
-        })?;
+        let this_host: &[SocketAddr] = match location {
+            ViewerLocation::Elsewhere => &[],
+            ViewerLocation::ThisHost => &self.config.this_host_candidates,
+        };
+        let mut candidates = Vec::new();
+        for &addr in std::iter::once(&self.config.announce)
+            .chain(&self.config.more_candidates)
+            .chain(this_host)
+        {
+            let c = Candidate::host(addr, "udp")
+                .map_err(|source| EgressError::Candidate { addr, source })?;
+            candidates.push(c);
+        }
 
         let mut rtc = self.rtc_config(video.as_ref(), audio.as_ref()).build(now);
-        rtc.add_local_candidate(candidate);
+        for c in candidates {
+            rtc.add_local_candidate(c);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)

@@ -1,7 +1,7 @@
 //! WebRTC egress: camera access units to many browsers over one UDP socket, sans-IO.
 //!
 //! [`Egress`] holds one [`str0m`] `Rtc` per viewer, all behind one UDP socket: ICE-lite
-//! (RFC 8445 §2.5) with a single host candidate, DTLS-SRTP (RFC 5764, AEAD AES-GCM per RFC 7714
+//! (RFC 8445 §2.5) with host candidates only (the socket's addresses as browsers see them), DTLS-SRTP (RFC 5764, AEAD AES-GCM per RFC 7714
 //! when the browser offers it), RTP mode. Viewers are added from the SDP offer a browser POSTs
 //! to a WHEP endpoint (draft-ietf-wish-whep); the answer names only the codecs that will be
 //! sent, with the payload types and `profile-level-id` the browser offered (RFC 8829 §5.3).
@@ -20,14 +20,14 @@
 //!
 //! ```no_run
 //! use std::time::Instant;
-//! use media::webrtc::{Egress, EgressConfig, StreamId, Tracks, TransmitBatch};
+//! use media::webrtc::{Egress, EgressConfig, StreamId, Tracks, TransmitBatch, ViewerLocation};
 //! use media::Codec;
 //!
 //! let now = Instant::now();
 //! let mut egress = Egress::new(EgressConfig::new("192.0.2.10:8189".parse().unwrap()));
 //! let offer = "v=0\r\n..."; // the body of the WHEP POST
 //! let tracks = Tracks::new(StreamId(1), Some(Codec::H264), Some(Codec::G711A));
-//! let (viewer, answer_sdp) = egress.add_viewer(now, offer, tracks)?;
+//! let (viewer, answer_sdp) = egress.add_viewer(now, offer, tracks, ViewerLocation::Elsewhere)?;
 //! // 201 Created with `answer_sdp`; datagrams from the socket go to `handle_receive`,
 //! // access units from the PS demuxer go to `write_video` / `write_audio`.
 //! let mut batch = TransmitBatch::new(1);
@@ -105,8 +105,14 @@ pub enum Packetization {
 #[derive(Debug, Clone)]
 pub struct EgressConfig {
     /// The `ip:port` browsers send to: the UDP socket's address as seen by them. It is the
-    /// only ICE candidate (type host) in every answer.
+    /// first ICE candidate (type host) of every answer.
     pub announce: SocketAddr,
+    /// Further host candidates of every answer (the socket's other interface addresses, for
+    /// a wildcard bind on a host with several networks).
+    pub more_candidates: Vec<SocketAddr>,
+    /// Host candidates only for a browser on this host ([`ViewerLocation::ThisHost`]): the
+    /// loopback address, which no other machine can reach.
+    pub this_host_candidates: Vec<SocketAddr>,
     /// A viewer that has not completed ICE and DTLS within this time is reaped
     /// ([`EgressEvent::Reaped`]). Default 15 s.
     pub connect_timeout: Duration,
@@ -128,6 +134,8 @@ impl EgressConfig {
     pub fn new(announce: SocketAddr) -> Self {
         EgressConfig {
             announce,
+            more_candidates: Vec::new(),
+            this_host_candidates: Vec::new(),
             connect_timeout: Duration::from_secs(15),
             max_payload: 1200,
             nack_buffer: 512,
@@ -135,6 +143,17 @@ impl EgressConfig {
             packetization: Packetization::Shared,
         }
     }
+}
+
+/// Where a viewer's browser runs, as far as the candidates it can reach go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ViewerLocation {
+    /// Another machine: [`EgressConfig::announce`] and [`EgressConfig::more_candidates`].
+    #[default]
+    Elsewhere,
+    /// This machine (its request came over loopback): also
+    /// [`EgressConfig::this_host_candidates`].
+    ThisHost,
 }
 
 /// What happened to a viewer, from [`Egress::poll_event`].
@@ -184,10 +203,10 @@ pub enum EgressError {
     /// str0m refused the offer (no fingerprint, no ICE credentials, BUNDLE mismatch, …).
     #[error("the offer was refused: {0}")]
     Refused(#[source] str0m::RtcError),
-    /// The announce address cannot be an ICE host candidate.
-    #[error("the announce address {addr} is not a usable ICE candidate: {source}")]
+    /// A configured address cannot be an ICE host candidate.
+    #[error("the address {addr} is not a usable ICE candidate: {source}")]
     Candidate {
-        /// [`EgressConfig::announce`].
+        /// [`EgressConfig::announce`] or one of the further candidates.
         addr: SocketAddr,
         /// What the ICE agent said.
         #[source]

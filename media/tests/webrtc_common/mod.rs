@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use media::codec::{h264, h265, nal::find_start_code};
-use media::webrtc::{Egress, EgressConfig, EgressEvent, Tracks, TransmitBatch, ViewerId};
+use media::webrtc::{
+    Egress, EgressConfig, EgressEvent, Tracks, TransmitBatch, ViewerId, ViewerLocation,
+};
 use media::{AccessUnit, Codec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -241,7 +243,9 @@ impl Net {
         let i = self.clients.len();
         let addr: SocketAddr = format!("127.0.0.2:{}", 20000 + i).parse().unwrap();
         let (mut client, offer) = Client::new(self.now, addr, config, audio);
-        let (viewer, answer) = self.egress.add_viewer(self.now, &offer, tracks)?;
+        let (viewer, answer) =
+            self.egress
+                .add_viewer(self.now, &offer, tracks, ViewerLocation::Elsewhere)?;
         client.accept(&answer);
         client.viewer = Some(viewer);
         self.clients.push(client);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use gb28181::platform::{CallEndReason, SessionId};
 use gb28181::sdp::MediaTransport;
 use media::Codec;
-use media::webrtc::{EgressError, StreamId, ViewerId};
+use media::webrtc::{EgressError, StreamId, ViewerId, ViewerLocation};
 use proptest::prelude::*;
 
 use super::*;
@@ -60,11 +60,14 @@ fn join(c: &mut LiveCore, now: Instant, k: usize) -> JoinId {
     c.join(
         now,
         SystemTime::UNIX_EPOCH,
-        DEVICE,
-        &channel(k),
-        MediaTransport::Udp,
-        device_ip(),
-        "offer".into(),
+        JoinRequest {
+            device_id: DEVICE.into(),
+            channel_id: channel(k),
+            transport: MediaTransport::Udp,
+            device_ip: device_ip(),
+            offer: "offer".into(),
+            location: ViewerLocation::Elsewhere,
+        },
     )
 }
 
