@@ -28,6 +28,25 @@ impl Out {
     }
 }
 
+/// A PES this much shorter than the split size is still full (stuffing). The PTS/DTS of a
+/// frame's first PES is allowed for by comparing both payload and packet lengths: a muxer
+/// that caps `PES_packet_length` (ffmpeg `-f vob`: 2,027 in 2 KiB packs) gives the first PES
+/// fewer payload bytes, one that caps the payload (0xFF80) a longer packet.
+const SPLIT_SLACK: usize = 16;
+
+/// No muxer splits frames into PES shorter than this (GB/T 28181 devices use about 64 KiB,
+/// commonly 0xFF80; DVD-style muxers fill 2 KiB packs).
+const MIN_SPLIT: usize = 1024;
+
+/// Before a stream's split size is known, a continuation is believed after a PES at least
+/// this long (devices split near 64 KiB) …
+const FIRST_SPLIT: usize = 32 * 1024;
+
+/// … or after a pack header whose SCR is less than this after the one before (10 ms at
+/// 90 kHz): packs that close together cut one frame (DVD-style muxers), while a camera's
+/// next pack is its next frame, a frame interval later.
+const CLOSE_PACKS: u64 = 900;
+
 /// One elementary stream (0xC0–0xEF).
 #[derive(Debug, Default)]
 struct Stream {
@@ -54,6 +73,47 @@ struct Stream {
     params: ParameterSetCache,
     /// (sample rate, channels, object type) last announced.
     audio: Option<(u32, u8, u8)>,
+    /// The payload length of this stream's last PES (a frame goes on in a further PES only
+    /// after a full one).
+    last_pes: LastPes,
+    /// The muxer's split size: the longest PES a believed continuation followed.
+    split: Option<PesSize>,
+}
+
+/// A PES's size: its payload, and its `PES_packet_length` (header included). A muxer caps
+/// one or the other when it splits a frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PesSize {
+    payload: usize,
+    packet: usize,
+}
+
+impl PesSize {
+    /// As long as the muxer makes them (`split`), give or take [`SPLIT_SLACK`].
+    fn is_full(self, split: PesSize) -> bool {
+        self.payload >= MIN_SPLIT
+            && (self.payload + SPLIT_SLACK >= split.payload
+                || self.packet + SPLIT_SLACK >= split.packet)
+    }
+
+    fn max(self, other: PesSize) -> PesSize {
+        PesSize {
+            payload: self.payload.max(other.payload),
+            packet: self.packet.max(other.packet),
+        }
+    }
+}
+
+/// The last PES of a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LastPes {
+    /// None yet.
+    #[default]
+    None,
+    /// `PES_packet_length` 0: it ran to the next pack, so it may go on in the next.
+    Unbounded,
+    /// Its size.
+    Bounded(PesSize),
 }
 
 impl Stream {
@@ -165,20 +225,55 @@ impl Streams {
 
     /// A PES of stream `sid` begins. A video PES starts a new frame when it carries a PTS
     /// other than the open frame's, or when it is the first after a pack header and begins
-    /// with a start code (one frame per pack, GB/T 28181 Annex C). A PES without PTS continues the open frame (frames over
-    /// 64 KiB span several PES; only the first carries a PTS — PROTOCOL-NOTES §9). If such a
-    /// PES comes right after a pack header and does not begin with a start code, the muxer
-    /// splits frames across packs (ffmpeg `-f vob`, GStreamer): from then on only PTS end
-    /// frames of that stream.
-    pub fn pes_start(&mut self, sid: u8, h: &PesHeader, head: &[u8], epoch: u64, out: &mut Out) {
+    /// with a start code (one frame per pack, GB/T 28181 Annex C). A PES without PTS continues
+    /// the open frame (frames over 64 KiB span several PES; only the first carries a PTS —
+    /// PROTOCOL-NOTES §9). If such a PES comes right after a pack header and does not begin
+    /// with a start code, the muxer splits frames across packs (ffmpeg `-f vob`, GStreamer):
+    /// from then on only PTS end frames of that stream.
+    ///
+    /// A continuation (no PTS, not at a start code) is only believed after a full PES of its
+    /// stream: a muxer splits a frame because it did not fit, so every PES of a frame but the
+    /// last is as long as the muxer makes them. One that follows a short PES belongs to a
+    /// frame whose start was lost (a cut file, a source without sequence numbers): it, and
+    /// the rest of that frame, are dropped and counted (`DemuxStats::lost_frame_starts`),
+    /// never glued to the frame before; the next frame starts clean.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pes_start(
+        &mut self,
+        sid: u8,
+        h: &PesHeader,
+        head: &[u8],
+        epoch: u64,
+        pack_step: Option<u64>,
+        out: &mut Out,
+    ) {
         self.close_pending(epoch, Some(sid), out);
         let Some(s) = self.stream(sid) else {
             return;
         };
         let video = s.is_video();
         let sc = starts_with_start_code(head);
+        let continuation = video && h.pts.is_none() && !sc;
+        let believed = continuation
+            && match s.last_pes {
+                LastPes::None => false,
+                LastPes::Unbounded => true,
+                LastPes::Bounded(n) => match s.split {
+                    Some(split) => n.is_full(split),
+                    None => {
+                        n.payload >= FIRST_SPLIT
+                            || (n.payload >= MIN_SPLIT
+                                && epoch != s.last_epoch
+                                && pack_step.is_some_and(|d| d < CLOSE_PACKS))
+                    }
+                },
+            };
+        if believed && let LastPes::Bounded(n) = s.last_pes {
+            s.split = Some(s.split.map_or(n, |x| x.max(n)));
+        }
+        let orphan = continuation && !believed;
         let crossed = s.open && epoch != s.last_epoch && !s.spans_packs;
-        let new_frame = if !video || !s.open {
+        let new_frame = if !video || !s.open || orphan {
             true
         } else {
             match h.pts {
@@ -203,22 +298,31 @@ impl Streams {
             let Some(s) = self.stream(sid) else {
                 return;
             };
-            let tail = video && h.pts.is_none() && !sc;
-            if tail && s.closed_by_pack {
+            if continuation && s.closed_by_pack && !orphan {
                 // The frame just ended by the pack header goes on here: it was cut in two.
                 s.spans_packs = true;
             }
             s.open = true;
             s.pts = h.pts;
             s.dts = h.dts;
-            // A video PES without PTS that does not start with a start code, with no frame
-            // open, is the tail of a frame we never saw (or lost).
-            s.damaged = tail && !s.closed_by_pack;
+            // A continuation with no frame open is the tail of a frame we never saw (or
+            // lost); so is one after a short PES.
+            s.damaged = continuation && (orphan || !s.closed_by_pack);
+            if s.damaged && s.codec.is_some() {
+                out.stats.lost_frame_starts += 1;
+            }
             s.closed_by_pack = false;
             s.accum.clear();
         }
         if let Some(s) = self.stream(sid) {
             s.last_epoch = epoch;
+            s.last_pes = match h.payload_len() {
+                None => LastPes::Unbounded,
+                Some(payload) => LastPes::Bounded(PesSize {
+                    payload,
+                    packet: usize::from(h.packet_length),
+                }),
+            };
         }
     }
 

@@ -107,6 +107,10 @@ pub struct DemuxStats {
     pub discontinuities: u64,
     /// Frames dropped because data was lost, corrupt, cut short or too large.
     pub dropped_frames: u64,
+    /// Video PES continuations whose frame start was lost (they follow a short PES, or no
+    /// frame): dropped with the rest of their frame, never glued to the frame before. Not
+    /// counted before the stream's first frame (joining a stream mid-frame is no loss).
+    pub lost_frame_starts: u64,
     /// Key frames that got the cached parameter sets prepended.
     pub parameter_sets_prepended: u64,
     /// Last SCR base seen (90 kHz).
@@ -162,6 +166,8 @@ pub struct PsDemuxer {
     streams: Streams,
     out: Out,
     pack_epoch: u64,
+    /// How far the last pack's SCR is after the one before (90 kHz), when both had one.
+    pack_step: Option<u64>,
     finishing: bool,
     flushed: bool,
 }
@@ -187,6 +193,7 @@ impl PsDemuxer {
             streams: Streams::new(config),
             out: Out::default(),
             pack_epoch: 0,
+            pack_step: None,
             finishing: false,
             flushed: false,
         }
@@ -364,6 +371,10 @@ impl PsDemuxer {
                 self.input.advance(h.len);
                 let s = &mut self.out.stats;
                 s.packs += 1;
+                self.pack_step = match (s.last_scr, h.bare) {
+                    (Some(prev), false) => h.scr_base.checked_sub(prev),
+                    _ => None,
+                };
                 if !h.bare {
                     s.last_scr = Some(h.scr_base);
                 }
@@ -432,8 +443,14 @@ impl PsDemuxer {
         if h.mpeg1 {
             self.out.quirk(Quirk::Mpeg1PesHeader);
         }
-        self.streams
-            .pes_start(sid, &h, head, self.pack_epoch, &mut self.out);
+        self.streams.pes_start(
+            sid,
+            &h,
+            head,
+            self.pack_epoch,
+            self.pack_step,
+            &mut self.out,
+        );
         self.state = match h.payload_len() {
             Some(remaining) => State::Payload {
                 remaining,
