@@ -4,7 +4,8 @@
 //! - `tcp_deframe`: `TcpDeframer` over RFC 4571 streams, in 64 KiB and 1400-byte reads.
 //! - `reorder_assemble`: `Reorder` (UDP settings, every 10th pair swapped) then
 //!   `FrameAssembler`, per packet.
-//! - `receive_path`: parse → reorder → frame assembly → `PsDemuxer` → access units, over our
+//! - `receive_path`: `media::receive::Receiver`, the gateway's whole pipeline (source and
+//!   SSRC checks, parse, reorder, frame assembly, PS demux, loss hold), over our
 //!   packetizer's output for a PS stream muxed by `PsMuxer` from
 //!   shared/testdata/media/srs_bench_avatar.h264 (synthetic frames when it is missing).
 //!
@@ -15,6 +16,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,8 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use media::codec::{h264, nal};
 use media::packetize::RtpPacketizer;
-use media::ps::{DemuxEvent, PsDemuxer, PsMuxer};
+use media::ps::PsMuxer;
+use media::receive::{Received, ReceiverConfig};
 use media::reorder::{FrameAssembler, Reorder, ReorderConfig};
 use media::rtp::RtpPacket;
 use media::tcp::TcpDeframer;
@@ -129,7 +132,7 @@ fn bench_tcp(c: &mut Criterion) {
 
 /// RTP datagrams of a PS stream, as slices of one buffer; every 10th pair swapped.
 fn datagrams(frames: &[Bytes], repeat: usize) -> Vec<Bytes> {
-    let mut p = RtpPacketizer::new(0x0bebc265).with_sequence(60_000);
+    let mut p = RtpPacketizer::new(SSRC).with_sequence(60_000);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut ts = 0u32;
@@ -211,66 +214,87 @@ fn ps_frames() -> Vec<Bytes> {
         .collect()
 }
 
-/// The receive path state, kept across calls so that buffers are warm.
-struct Receiver {
-    reorder: Reorder,
-    frames: FrameAssembler,
-    demux: PsDemuxer,
-    now: Instant,
-    units: u64,
-    with_demux: bool,
+/// Where the packets come from (the receiver checks the source).
+const DEVICE: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 4000);
+
+/// The bench's packetizer SSRC.
+const SSRC: u32 = 0x0beb_c265;
+
+/// A receive path, kept across calls so that buffers are warm: the components
+/// (`reorder_assemble`), or the whole of `media::receive::Receiver` as the gateway runs it.
+enum Path {
+    Components {
+        reorder: Box<Reorder>,
+        frames: Box<FrameAssembler>,
+    },
+    Whole {
+        rx: Box<media::receive::Receiver>,
+        out: Vec<Received>,
+    },
 }
 
-impl Receiver {
-    fn new(with_demux: bool) -> Self {
-        Receiver {
-            reorder: Reorder::new(ReorderConfig::udp()),
-            frames: FrameAssembler::new(),
-            demux: PsDemuxer::new(),
-            now: Instant::now(),
+struct Bench {
+    path: Path,
+    now: Instant,
+    units: u64,
+}
+
+impl Bench {
+    fn new(whole: bool) -> Self {
+        let now = Instant::now();
+        let path = if whole {
+            Path::Whole {
+                rx: Box::new(media::receive::Receiver::new(
+                    now,
+                    ReceiverConfig::udp(SSRC, vec![DEVICE.ip()]),
+                )),
+                out: Vec::with_capacity(64),
+            }
+        } else {
+            Path::Components {
+                reorder: Box::new(Reorder::new(ReorderConfig::udp())),
+                frames: Box::new(FrameAssembler::new()),
+            }
+        };
+        Bench {
+            path,
+            now,
             units: 0,
-            with_demux,
         }
     }
 
     fn datagram(&mut self, d: &Bytes) {
         self.now += Duration::from_micros(200);
-        let Ok(p) = RtpPacket::parse(d.clone()) else {
-            return;
-        };
-        self.reorder.push(self.now, p);
-        while let Some(p) = self.reorder.poll(self.now) {
-            self.frames.push(p);
-        }
-        while let Some(mut f) = self.frames.poll() {
-            if self.with_demux {
-                if f.complete {
-                    for c in f.payloads.drain(..) {
-                        self.demux.push(c);
-                    }
-                    if f.marker {
-                        self.demux.end_of_frame();
-                    }
-                } else {
-                    self.demux.discontinuity();
-                }
-                while let Some(ev) = self.demux.poll() {
-                    if let DemuxEvent::AccessUnit(au) = ev {
+        match &mut self.path {
+            Path::Whole { rx, out } => {
+                rx.on_packet(self.now, DEVICE, d.clone(), out);
+                for r in out.drain(..) {
+                    if let Received::Unit(au) = r {
                         self.units += 1;
                         black_box(au);
                     }
                 }
-            } else {
-                self.units += u64::from(f.complete);
-                black_box(&f);
             }
-            self.frames.recycle(f);
+            Path::Components { reorder, frames } => {
+                let Ok(p) = RtpPacket::parse(d.clone()) else {
+                    return;
+                };
+                reorder.push(self.now, p);
+                while let Some(p) = reorder.poll(self.now) {
+                    frames.push(p);
+                }
+                while let Some(f) = frames.poll() {
+                    self.units += u64::from(f.complete);
+                    black_box(&f);
+                    frames.recycle(f);
+                }
+            }
         }
     }
 }
 
 fn allocs_per_packet(pkts: &[Bytes], with_demux: bool) -> f64 {
-    let mut r = Receiver::new(with_demux);
+    let mut r = Bench::new(with_demux);
     let half = pkts.len() / 2;
     for d in &pkts[..half] {
         r.datagram(d);
@@ -301,7 +325,7 @@ fn bench_receive(c: &mut Criterion) {
         g.throughput(Throughput::Elements(pkts.len() as u64));
         g.bench_function("avatar_h264_ps", |b| {
             b.iter(|| {
-                let mut r = Receiver::new(demux);
+                let mut r = Bench::new(demux);
                 for d in &pkts {
                     r.datagram(d);
                 }

@@ -156,10 +156,11 @@ async fn plays_one_channel_over_every_transport_at_once() {
             rx.max_payload
         );
         assert_eq!(
-            rx.frames_without_marker, 0,
+            rx.frames_without_marker(),
+            0,
             "{name}: every frame ends with a marker"
         );
-        assert_eq!(rx.incomplete_frames, 0, "{name}");
+        assert_eq!(rx.incomplete_frames(), 0, "{name}");
         check_video(rx, &clip, 31, name);
         let secs = pacing(rx, name);
         // Audio: PCMA (stream type 0x90) in stream 0xC0, 320 samples per 40 ms, a 440 Hz tone.

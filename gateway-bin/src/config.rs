@@ -210,7 +210,14 @@ pub struct MediaConfig {
     pub trust_sdp_address: bool,
     /// `strict` (default): RTP with an SSRC other than the negotiated one is not the stream;
     /// `latch`: if only one other SSRC arrives, take it (devices that ignore `y=`).
-    pub ssrc_policy: String,
+    pub ssrc_policy: media::receive::SsrcPolicy,
+    /// After a lost video frame, hold the stream's video until the next key frame (the
+    /// frames in between depend on the lost one: a decoder would show them smeared). On by
+    /// default; off only to see what passing them on looks like.
+    pub hold_video_after_loss: bool,
+    /// Ask the device for a key frame (IFrameCmd) as soon as video is held after a loss,
+    /// within `keyframe_request_interval_secs`. On by default.
+    pub keyframe_after_loss: bool,
     /// Minimum seconds between two key-frame requests to one stream.
     pub keyframe_request_interval_secs: u64,
 }
@@ -227,7 +234,9 @@ impl Default for MediaConfig {
             linger_secs: 10,
             stall_timeout_secs: 10,
             trust_sdp_address: false,
-            ssrc_policy: "strict".into(),
+            ssrc_policy: media::receive::SsrcPolicy::Strict,
+            hold_video_after_loss: true,
+            keyframe_after_loss: true,
             keyframe_request_interval_secs: 2,
         }
     }
@@ -466,12 +475,6 @@ impl Config {
                     "`{}`: expected udp, tcp-passive or tcp-active",
                     self.media.transport
                 ),
-            });
-        }
-        if !matches!(self.media.ssrc_policy.as_str(), "strict" | "latch") {
-            return Err(ConfigError::Invalid {
-                key: "media.ssrc_policy",
-                reason: format!("`{}`: expected strict or latch", self.media.ssrc_policy),
             });
         }
         if let Some(t) = &self.http.api_token

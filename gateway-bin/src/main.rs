@@ -342,14 +342,12 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 linger: Duration::from_secs(cfg.media.linger_secs),
                 keyframe_interval: Duration::from_secs(cfg.media.keyframe_request_interval_secs),
                 trust_sdp_address: cfg.media.trust_sdp_address,
+                keyframe_after_loss: cfg.media.keyframe_after_loss,
                 max_ended: 1024,
             },
             bind_ip: cfg.media.bind_ip,
-            ssrc_policy: if cfg.media.ssrc_policy == "latch" {
-                live::ingest::SsrcPolicy::Latch
-            } else {
-                live::ingest::SsrcPolicy::Strict
-            },
+            ssrc_policy: cfg.media.ssrc_policy,
+            hold_video_after_loss: cfg.media.hold_video_after_loss,
         },
         // Random starting points: after a restart, a device still sending to the previous
         // session's port with its SSRC does not feed the next session.

@@ -10,6 +10,8 @@
 //!   assembly by timestamp and marker bit.
 //! - [`stats`]: per-stream statistics (loss, RFC 3550 jitter, bitrate, fps).
 //! - [`ps`]: MPEG Program Stream demux and mux as GB/T 28181 cameras use it (Annex C).
+//! - [`receive`]: the whole receive pipeline of one stream (source and SSRC checks, reorder,
+//!   assembly, demux, hold-until-key-frame after loss, diagnosis) as one sans-IO object.
 //! - [`packetize`]: PS frames into RTP packets (PT 96, 90 kHz), device side.
 //! - [`codec`]: H.264/H.265 NAL units and parameter sets, G.711, AAC ADTS.
 
@@ -17,6 +19,7 @@ pub mod codec;
 pub mod frame;
 pub mod packetize;
 pub mod ps;
+pub mod receive;
 pub mod reorder;
 pub mod rtp;
 pub mod stats;

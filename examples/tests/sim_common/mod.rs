@@ -19,8 +19,7 @@ use gb28181::platform::{
 };
 use gb28181::sdp::{MediaTransport, PlayAnswer, PlayOffer, SessionDescription};
 use media::AccessUnit;
-use media::ps::{DemuxEvent, PsDemuxer};
-use media::reorder::{FrameAssembler, Reorder, ReorderConfig};
+use media::receive::{Received, ReceiverConfig};
 use media::rtp::RtpPacket;
 use media::tcp::TcpDeframer;
 use tokio::io::AsyncReadExt;
@@ -255,22 +254,18 @@ pub enum Socket {
     Tcp(TcpStream),
 }
 
-/// A media receiver: RTP → reorder → frames → PS demux → access units, with what a test checks.
+/// A media receiver: the gateway's pipeline ([`media::receive::Receiver`], taking the first
+/// SSRC it hears), with what a test checks.
 pub struct Receiver {
     socket: Socket,
     deframer: TcpDeframer,
-    reorder: Reorder,
-    frames: FrameAssembler,
-    demux: PsDemuxer,
+    rx: Option<media::receive::Receiver>,
+    out: Vec<Received>,
     pub ssrcs: BTreeSet<u32>,
     pub payload_types: BTreeSet<u8>,
     pub packets: u64,
     pub bytes: u64,
     pub max_payload: usize,
-    /// RTP frames (one timestamp) that ended without the marker bit.
-    pub frames_without_marker: u64,
-    /// RTP frames with a sequence gap.
-    pub incomplete_frames: u64,
     pub first_packet: Option<Instant>,
     /// Video access units and when the first packet of each arrived.
     pub video: Vec<(AccessUnit, Instant)>,
@@ -283,30 +278,36 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(socket: Socket) -> Receiver {
-        let tcp = matches!(socket, Socket::Tcp(_));
         Receiver {
             socket,
             deframer: TcpDeframer::new(),
-            reorder: Reorder::new(if tcp {
-                ReorderConfig::tcp()
-            } else {
-                ReorderConfig::udp()
-            }),
-            frames: FrameAssembler::new(),
-            demux: PsDemuxer::new(),
+            rx: None,
+            out: Vec::new(),
             ssrcs: BTreeSet::new(),
             payload_types: BTreeSet::new(),
             packets: 0,
             bytes: 0,
             max_payload: 0,
-            frames_without_marker: 0,
-            incomplete_frames: 0,
             first_packet: None,
             video: Vec::new(),
             arrivals: HashMap::new(),
             audio: Vec::new(),
             closed: false,
         }
+    }
+
+    /// RTP frames (one timestamp) that ended without the marker bit.
+    pub fn frames_without_marker(&self) -> u64 {
+        self.rx
+            .as_ref()
+            .map_or(0, |r| r.counters().frames_without_marker)
+    }
+
+    /// RTP frames with a sequence gap.
+    pub fn incomplete_frames(&self) -> u64 {
+        self.rx
+            .as_ref()
+            .map_or(0, |r| r.counters().incomplete_rtp_frames)
     }
 
     /// Receives until `done` or `timeout`; true when `done` held.
@@ -318,8 +319,9 @@ impl Receiver {
                 return false;
             }
             let wait = self
-                .reorder
-                .poll_timeout()
+                .rx
+                .as_ref()
+                .and_then(|r| r.poll_timeout())
                 .map(tokio::time::Instant::from_std)
                 .map_or(deadline, |t| t.min(deadline));
             let got = match &mut self.socket {
@@ -331,7 +333,12 @@ impl Receiver {
                 Ok(Ok(n)) => self.input(now, &buf[..n]),
                 Ok(Err(_)) => self.closed = true,
                 Err(_) if tokio::time::Instant::now() >= deadline => return done(self),
-                Err(_) => self.drain(now),
+                Err(_) => {
+                    if let Some(rx) = &mut self.rx {
+                        rx.on_timeout(now, &mut self.out);
+                    }
+                    self.drain(now);
+                }
             }
         }
         true
@@ -357,7 +364,7 @@ impl Receiver {
     }
 
     fn packet(&mut self, now: Instant, raw: Bytes) {
-        let Ok(p) = RtpPacket::parse(raw) else {
+        let Ok(p) = RtpPacket::parse(raw.clone()) else {
             return;
         };
         self.first_packet.get_or_insert(now);
@@ -367,39 +374,31 @@ impl Receiver {
         self.ssrcs.insert(p.ssrc());
         self.payload_types.insert(p.payload_type());
         self.arrivals.entry(p.timestamp()).or_insert(now);
-        self.reorder.push(now, p);
+        let tcp = matches!(self.socket, Socket::Tcp(_));
+        let rx = self.rx.get_or_insert_with(|| {
+            // Any source; the SSRC the sender uses is the test's to check (`ssrcs`).
+            let cfg = if tcp {
+                ReceiverConfig::tcp(p.ssrc(), Vec::new())
+            } else {
+                ReceiverConfig::udp(p.ssrc(), Vec::new())
+            };
+            media::receive::Receiver::new(now, cfg)
+        });
+        rx.on_packet(now, SocketAddr::from(([0, 0, 0, 0], 0)), raw, &mut self.out);
     }
 
     fn drain(&mut self, now: Instant) {
-        while let Some(p) = self.reorder.poll(now) {
-            self.frames.push(p);
-        }
-        while let Some(f) = self.frames.poll() {
-            if !f.marker {
-                self.frames_without_marker += 1;
-            }
-            if f.complete {
-                for c in &f.payloads {
-                    self.demux.push(c.clone());
-                }
+        for r in self.out.drain(..) {
+            let Received::Unit(au) = r else { continue };
+            if au.codec.is_video() {
+                // PS and RTP share the 90 kHz clock: the RTP timestamp is the PTS.
+                let at = au
+                    .pts
+                    .and_then(|p| self.arrivals.get(&(p as u32)).copied())
+                    .unwrap_or(now);
+                self.video.push((au, at));
             } else {
-                self.incomplete_frames += 1;
-                self.demux.discontinuity();
-            }
-            self.frames.recycle(f);
-            while let Some(ev) = self.demux.poll() {
-                if let DemuxEvent::AccessUnit(au) = ev {
-                    if au.codec.is_video() {
-                        // PS and RTP share the 90 kHz clock: the RTP timestamp is the PTS.
-                        let at = au
-                            .pts
-                            .and_then(|p| self.arrivals.get(&(p as u32)).copied())
-                            .unwrap_or(now);
-                        self.video.push((au, at));
-                    } else {
-                        self.audio.push(au);
-                    }
-                }
+                self.audio.push(au);
             }
         }
     }

@@ -28,8 +28,8 @@ use media::Codec;
 use media::webrtc::{EgressError, StreamId, Tracks, ViewerId, ViewerLocation};
 use serde::Serialize;
 
-use super::ingest::Diagnosis;
 use super::pools::{PortPool, SsrcPool};
+use media::receive::Diagnosis;
 
 /// Settings of the core.
 #[derive(Debug, Clone)]
@@ -51,6 +51,8 @@ pub struct LiveConfig {
     /// Accept media from the address of the device's SDP answer too (not only from the
     /// address it registered from).
     pub trust_sdp_address: bool,
+    /// Ask for a key frame as soon as a stream's video is held after a loss.
+    pub keyframe_after_loss: bool,
     /// Ended viewers remembered for their session resource.
     pub max_ended: usize,
 }
@@ -637,6 +639,14 @@ impl LiveCore {
     /// The ingest cannot go on (its TCP connection closed or failed).
     pub fn ingest_closed(&mut self, now: Instant, stream: StreamId, why: &str) {
         self.fail(now, stream, LiveError::Ended(why.to_owned()));
+    }
+
+    /// The stream's video is held after a loss until a key frame: ask for one now (unless
+    /// configured not to), within the rate limit.
+    pub fn keyframe_after_loss(&mut self, now: Instant, stream: StreamId) {
+        if self.cfg.keyframe_after_loss {
+            self.keyframe_for(now, stream);
+        }
     }
 
     /// A viewer (or the egress for it) wants a key frame; rate-limited per stream.

@@ -19,11 +19,12 @@ use tracing::{info, warn};
 
 use super::core::{Action, IngestFrom, JoinId, LiveCore};
 pub use super::core::{JoinRequest, LiveConfig, LiveError, ViewerView, Watching};
-use super::ingest::{self, Ingest, IngestEvent, LiveInfo, SharedInfo, Source, SsrcPolicy};
+use super::ingest::{self, IngestEvent, LiveInfo, SharedInfo, Source};
 use super::pools::{PortPool, SsrcPool};
 use super::webrtc::{EgressCmd, ViewerEvent};
 use crate::registry::rfc3339;
 use crate::signalling::Signalling;
+use media::receive::{Receiver, ReceiverConfig, SsrcPolicy};
 
 /// Settings of the shell and its core.
 #[derive(Debug, Clone)]
@@ -31,6 +32,7 @@ pub struct HubConfig {
     pub core: LiveConfig,
     pub bind_ip: IpAddr,
     pub ssrc_policy: SsrcPolicy,
+    pub hold_video_after_loss: bool,
 }
 
 /// `GET /api/v1/streams` entries.
@@ -284,6 +286,7 @@ impl Shell {
                     warn!(stream = stream.0, %why, "media connection ended");
                     self.core.ingest_closed(now, stream, &why);
                 }
+                IngestEvent::KeyframeNeeded => self.core.keyframe_after_loss(now, stream),
                 IngestEvent::Status {
                     accepted,
                     diagnosis,
@@ -432,14 +435,16 @@ impl Shell {
                 }
             },
         };
-        let reliable = !matches!(source, Source::Udp(_));
-        let core = Ingest::new(
-            Instant::now(),
-            expected_ssrc,
-            allowed,
-            self.cfg.ssrc_policy,
-            reliable,
-        );
+        let cfg = ReceiverConfig {
+            policy: self.cfg.ssrc_policy,
+            hold_after_loss: self.cfg.hold_video_after_loss,
+            ..if matches!(source, Source::Udp(_)) {
+                ReceiverConfig::udp(expected_ssrc, allowed)
+            } else {
+                ReceiverConfig::tcp(expected_ssrc, allowed)
+            }
+        };
+        let core = Receiver::new(Instant::now(), cfg);
         let egress = self.egress.clone();
         let tx = self.self_tx.clone();
         let on_unit = Box::new(move |au| {

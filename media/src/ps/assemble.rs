@@ -396,6 +396,9 @@ impl Streams {
             s.damaged = false;
             s.accum.clear();
             out.stats.dropped_frames += 1;
+            if s.is_video() {
+                out.stats.dropped_video_frames += 1;
+            }
             return;
         }
         if s.accum.is_empty() {

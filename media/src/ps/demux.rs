@@ -107,6 +107,8 @@ pub struct DemuxStats {
     pub discontinuities: u64,
     /// Frames dropped because data was lost, corrupt, cut short or too large.
     pub dropped_frames: u64,
+    /// Video frames among them: the frames after one may reference it.
+    pub dropped_video_frames: u64,
     /// Video PES continuations whose frame start was lost (they follow a short PES, or no
     /// frame): dropped with the rest of their frame, never glued to the frame before. Not
     /// counted before the stream's first frame (joining a stream mid-frame is no loss).

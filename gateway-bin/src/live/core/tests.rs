@@ -24,6 +24,7 @@ fn cfg() -> LiveConfig {
         linger: LINGER,
         keyframe_interval: Duration::from_secs(2),
         trust_sdp_address: false,
+        keyframe_after_loss: true,
         max_ended: 64,
     }
 }
@@ -268,7 +269,7 @@ fn no_media_after_the_answer_fails_with_the_diagnosis() {
         packets: 40,
         wrong_ssrc: 40,
         last_wrong_ssrc: Some(12345),
-        last_source: Some("10.0.0.9:5000".into()),
+        last_source: Some("10.0.0.9:5000".parse().unwrap()),
         ..Diagnosis::default()
     };
     c.ingest_status(t0 + Duration::from_secs(5), stream, 0, diag);
@@ -414,6 +415,30 @@ fn key_frame_requests_are_rate_limited() {
         .filter(|a| matches!(a, Action::RequestKeyframe { .. }))
         .count();
     assert_eq!(n, 2);
+}
+
+#[test]
+fn a_loss_asks_for_a_key_frame_unless_configured_not_to() {
+    let t0 = Instant::now();
+    for on in [true, false] {
+        let mut c = LiveCore::new(
+            LiveConfig {
+                keyframe_after_loss: on,
+                ..cfg()
+            },
+            PortPool::new(30_000, 30_099),
+            SsrcPool::new("3402000000"),
+        );
+        let (stream, _, _) = playing(&mut c, t0);
+        drain(&mut c);
+        c.keyframe_after_loss(t0 + Duration::from_secs(5), stream);
+        c.keyframe_after_loss(t0 + Duration::from_secs(6), stream);
+        let asked: Vec<_> = drain(&mut c)
+            .into_iter()
+            .filter(|a| matches!(a, Action::RequestKeyframe { .. }))
+            .collect();
+        assert_eq!(asked.len(), usize::from(on), "on: {on}");
+    }
 }
 
 #[test]
