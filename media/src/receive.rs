@@ -7,8 +7,14 @@
 //! demuxer see to it); and since the frames after it may reference it, the receiver then
 //! holds video back until the next key frame, asking for one at once
 //! ([`Received::KeyframeNeeded`]). Audio keeps flowing. A viewer sees a short freeze, never a
-//! smeared picture. Any RTP loss counts as a possible video loss: a whole lost RTP frame
-//! leaves nothing to tell whether it was audio or video.
+//! smeared picture.
+//!
+//! Which losses are video: a damaged RTP frame that still shows a video PES start, a video
+//! frame the demuxer dropped, a TCP discontinuity. A loss that leaves nothing to tell (whole
+//! RTP frames gone, or a damaged frame without a PES start) is decided by the next video
+//! frame: a key frame, or a frame one frame period after the last one (the video's PTS
+//! cadence unbroken, so the loss was audio), passes; anything else starts the hold. Irregular
+//! timestamps therefore hold rather than pass.
 //!
 //! ```
 //! use std::time::Instant;
@@ -80,6 +86,9 @@ pub struct ReceiverConfig {
     /// Hold video after a loss until the next key frame (default true). Off only to measure
     /// what passing damaged references on looks like.
     pub hold_after_loss: bool,
+    /// While video is held, ask again this long after the last [`Received::KeyframeNeeded`]
+    /// (the key frame asked for may itself have been lost). Default 500 ms.
+    pub reask_after: Duration,
 }
 
 impl ReceiverConfig {
@@ -91,6 +100,7 @@ impl ReceiverConfig {
             policy: SsrcPolicy::Strict,
             transport: Transport::Udp,
             hold_after_loss: true,
+            reask_after: Duration::from_millis(500),
         }
     }
 
@@ -113,7 +123,7 @@ pub enum Received {
     /// A real-device quirk, the first time it shows in this stream.
     Quirk(Quirk),
     /// Video is held until a key frame (a loss, or none yet): ask the device for one.
-    /// Once per hold.
+    /// At the start of a hold, then every [`ReceiverConfig::reask_after`] while it lasts.
     KeyframeNeeded,
     /// Something worth one log line.
     Notice(Notice),
@@ -231,6 +241,8 @@ pub struct ReceiverStats {
     pub held_video_frames: u64,
     /// Times video was held after a loss.
     pub holds: u64,
+    /// Losses found not to be video (the next video frame kept the PTS cadence).
+    pub losses_not_video: u64,
 }
 
 /// One stream's receive pipeline. See the module documentation.
@@ -248,8 +260,13 @@ pub struct Receiver {
     warned_source: bool,
     /// Video waits for a key frame (at the start, and after a loss).
     holding: bool,
-    /// [`Received::KeyframeNeeded`] was sent for this hold.
-    asked: bool,
+    /// A loss that may have been video: the next video frame decides.
+    suspect: bool,
+    /// PTS of the last video frame and the step before it (90 kHz).
+    last_video_pts: Option<u64>,
+    video_step: Option<u64>,
+    /// When [`Received::KeyframeNeeded`] was last sent in this hold.
+    asked: Option<Instant>,
     /// The demuxer's dropped video frames already acted on.
     seen_video_drops: u64,
 }
@@ -263,6 +280,9 @@ impl Receiver {
         });
         Receiver {
             holding: cfg.hold_after_loss,
+            suspect: false,
+            last_video_pts: None,
+            video_step: None,
             cfg,
             reorder,
             assembler: FrameAssembler::new(),
@@ -273,7 +293,7 @@ impl Receiver {
             latched: None,
             started: now,
             warned_source: false,
-            asked: false,
+            asked: None,
             seen_video_drops: 0,
         }
     }
@@ -386,10 +406,10 @@ impl Receiver {
     }
 
     /// The transport lost data without a sequence gap showing it (a TCP reconnect).
-    pub fn discontinuity(&mut self, out: &mut Vec<Received>) {
+    pub fn discontinuity(&mut self, now: Instant, out: &mut Vec<Received>) {
         self.assembler.discontinuity();
         self.demux.discontinuity();
-        self.lost(out);
+        self.lost(now, out);
     }
 
     fn drain(&mut self, now: Instant, out: &mut Vec<Received>) {
@@ -401,7 +421,21 @@ impl Receiver {
             if !frame.marker {
                 self.counters.frames_without_marker += 1;
             }
-            if frame.complete {
+            let front_whole = !frame.complete
+                && frame.only_front_missing
+                && frame.marker
+                && frame
+                    .payloads
+                    .first()
+                    .is_some_and(|p| p.starts_with(PACK_START));
+            if front_whole {
+                // Only packets before it were lost, and it starts with its pack header: it is
+                // whole. What was lost is another frame, audio or video: the next video frame
+                // tells.
+                self.demux.discontinuity();
+                self.maybe_lost();
+            }
+            if frame.complete || front_whole {
                 for b in frame.payloads.drain(..) {
                     self.demux.push(b);
                 }
@@ -413,64 +447,113 @@ impl Receiver {
                 // Never hand on a damaged frame: drop it and resync at the next pack.
                 self.counters.incomplete_rtp_frames += 1;
                 self.demux.discontinuity();
-                self.lost(out);
+                if frame.payloads.iter().any(|p| has_video_pes_start(p)) {
+                    self.lost(now, out);
+                } else {
+                    self.maybe_lost();
+                }
             }
             self.assembler.recycle(frame);
-            self.demuxed(out);
+            self.demuxed(now, out);
         }
     }
 
-    fn demuxed(&mut self, out: &mut Vec<Received>) {
+    fn demuxed(&mut self, now: Instant, out: &mut Vec<Received>) {
         while let Some(ev) = self.demux.poll() {
-            let drops = self.demux.stats().dropped_video_frames;
-            if drops > self.seen_video_drops {
-                self.seen_video_drops = drops;
-                self.lost(out);
-            }
+            self.demux_drops(now, out);
             match ev {
-                DemuxEvent::AccessUnit(au) => self.unit(au, out),
+                DemuxEvent::AccessUnit(au) => self.unit(now, au, out),
                 DemuxEvent::StreamConfig(c) => out.push(Received::Config(c)),
                 DemuxEvent::Quirk(q) => out.push(Received::Quirk(q)),
             }
         }
+        self.demux_drops(now, out);
+    }
+
+    /// A video frame the demuxer dropped is a loss like any other.
+    fn demux_drops(&mut self, now: Instant, out: &mut Vec<Received>) {
         let drops = self.demux.stats().dropped_video_frames;
         if drops > self.seen_video_drops {
             self.seen_video_drops = drops;
-            self.lost(out);
+            self.lost(now, out);
         }
     }
 
-    /// Video may have lost a frame: hold it until the next key frame.
-    fn lost(&mut self, out: &mut Vec<Received>) {
+    /// Data was lost that may have been video: the next video frame decides.
+    fn maybe_lost(&mut self) {
+        if self.cfg.hold_after_loss && !self.holding {
+            self.suspect = true;
+        }
+    }
+
+    /// Video lost a frame: hold it until the next key frame.
+    fn lost(&mut self, now: Instant, out: &mut Vec<Received>) {
+        self.suspect = false;
         if !self.cfg.hold_after_loss || self.holding {
             return;
         }
         self.holding = true;
-        self.asked = false;
+        self.asked = None;
         self.counters.holds += 1;
-        self.ask(out);
+        self.ask(now, out);
     }
 
-    fn ask(&mut self, out: &mut Vec<Received>) {
-        if !self.asked {
-            self.asked = true;
+    /// Asks for a key frame at the start of a hold, and again while it lasts.
+    fn ask(&mut self, now: Instant, out: &mut Vec<Received>) {
+        let due = self
+            .asked
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.reask_after);
+        if due {
+            self.asked = Some(now);
             out.push(Received::KeyframeNeeded);
         }
     }
 
-    fn unit(&mut self, au: AccessUnit, out: &mut Vec<Received>) {
+    fn unit(&mut self, now: Instant, au: AccessUnit, out: &mut Vec<Received>) {
+        if au.codec.is_video() {
+            let step = match (au.pts, self.last_video_pts) {
+                (Some(p), Some(l)) => Some(p.wrapping_sub(l) & PTS_MASK),
+                _ => None,
+            };
+            if self.suspect {
+                self.suspect = false;
+                let cadence = step.is_some_and(|s| s > 0 && Some(s) == self.video_step);
+                if au.keyframe || cadence {
+                    self.counters.losses_not_video += 1;
+                } else {
+                    self.lost(now, out);
+                }
+            }
+            if au.pts.is_some() {
+                self.last_video_pts = au.pts;
+                self.video_step = step;
+            }
+        }
         if au.codec.is_video() && self.holding {
             if au.keyframe {
                 self.holding = false;
             } else {
                 self.counters.held_video_frames += 1;
                 // At the start nothing was asked yet: a stream that begins mid-GOP.
-                self.ask(out);
+                self.ask(now, out);
                 return;
             }
         }
         out.push(Received::Unit(au));
     }
+}
+
+/// A PS pack header's start code: every PS-over-RTP frame begins with one.
+const PACK_START: &[u8] = &[0, 0, 1, 0xBA];
+
+/// PTS are 33 bits.
+const PTS_MASK: u64 = (1 << 33) - 1;
+
+/// Whether `payload` holds the start of a video PES packet (`00 00 01 E0`–`EF`).
+fn has_video_pes_start(payload: &[u8]) -> bool {
+    payload
+        .windows(4)
+        .any(|w| w[0] == 0 && w[1] == 0 && w[2] == 1 && (0xE0..=0xEF).contains(&w[3]))
 }
 
 #[cfg(test)]

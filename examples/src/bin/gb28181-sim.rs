@@ -14,6 +14,8 @@
 //! RTP: over UDP, over TCP connecting to the platform (`a=setup:passive` offer) or over TCP
 //! accepting the platform's connection (`a=setup:active` offer), with an optional G.711 tone
 //! (`--audio`). BYE stops a stream; a channel may be played by several calls at once.
+//! A key-frame request (`IFrameCmd`/`IFameCmd`) makes the channel's streams jump to the
+//! clip's next key frame at once (timestamps stay continuous), as a camera encodes one.
 //! `--no-media`, `--wrong-ssrc` and `--media-delay-ms` make the cameras misbehave for tests.
 //!
 //! ```text
@@ -29,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use gb28181::device::{Device, DeviceConfig, DeviceEvent};
-use gb28181::manscdp::{CatalogItem, Charset, DeviceInfo};
+use gb28181::manscdp::{Body, CatalogItem, Charset, DeviceInfo};
 use gb28181::sip::{Message, Method};
 use gb28181::transaction::TimerConfig;
 use gb28181::transport::{ConnId, Transport};
@@ -273,7 +275,16 @@ impl Sim {
                         .on_request(Instant::now(), i, &mut self.devices[i], key, &request);
                 }
                 DeviceEvent::Ack(request) => self.calls.on_ack(i, &request),
-                DeviceEvent::Message(_) | DeviceEvent::Unregistered => {}
+                DeviceEvent::Message(m) => {
+                    if let Body::DeviceControl(c) = &m.body
+                        && c.iframe_cmd.is_some()
+                    {
+                        let id = self.devices[i].config().id.clone();
+                        let n = self.calls.keyframe_requested(i, &id, &m.device_id);
+                        tracing::info!(target_id = %m.device_id, streams = n, "key frame requested (IFrameCmd)");
+                    }
+                }
+                DeviceEvent::Unregistered => {}
             }
         }
     }
@@ -594,6 +605,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "byes               {} from the platform, {} sent",
         c.byes_received, c.byes_sent
     );
+    println!("key-frame requests {}", c.keyframe_requests);
     let m = sim.calls.media_stats();
     for (name, t) in [
         ("media udp", &m.udp),

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use gb28181::device::{Device, DeviceDialog};
@@ -72,6 +73,10 @@ enum State {
 struct Call {
     dialog: DeviceDialog,
     state: State,
+    /// The channel streamed.
+    channel: String,
+    /// Raised for the stream task when a key frame is asked for.
+    keyframe: Arc<AtomicBool>,
 }
 
 /// The calls of every simulated device.
@@ -242,6 +247,7 @@ impl Calls {
             %channel, %call_id, transport = play.transport.as_str(), remote = %play.remote,
             port, ssrc = play.ssrc, sent_ssrc = ssrc, "INVITE answered"
         );
+        let keyframe = Arc::new(AtomicBool::new(false));
         let spec = StreamSpec {
             label: format!("{channel} {call_id}"),
             transport: play.transport,
@@ -252,11 +258,14 @@ impl Calls {
             connect_interval: self.opts.connect_interval,
             accept_timeout: self.opts.accept_timeout,
             stats: self.stats.clone(),
+            keyframe: keyframe.clone(),
         };
         self.calls.insert(
             (index, call_id),
             Call {
                 dialog,
+                channel,
+                keyframe,
                 state: State::Answered {
                     at: now,
                     spec: Box::new(spec),
@@ -275,6 +284,21 @@ impl Calls {
     ) {
         self.counters.invites_refused += 1;
         device.reject(now, key, req, status);
+    }
+
+    /// A key-frame request (IFrameCmd) for `target` (a channel, or the device for all its
+    /// channels) of device `index`: its streams send their next frame as a key frame.
+    /// Returns the streams told.
+    pub fn keyframe_requested(&mut self, index: usize, device_id: &str, target: &str) -> usize {
+        let mut n = 0;
+        for ((i, _), call) in &self.calls {
+            if *i == index && (call.channel == target || device_id == target) {
+                call.keyframe.store(true, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+        self.counters.keyframe_requests += 1;
+        n
     }
 
     /// The ACK of a 200 ([`gb28181::device::DeviceEvent::Ack`]): start the stream.

@@ -108,6 +108,9 @@ pub struct MediaSource {
     tone: Vec<Bytes>,
     video_n: u64,
     audio_n: u64,
+    /// Clip frames skipped by [`MediaSource::force_keyframe`]: the clip index runs ahead of
+    /// the frame count (timestamps stay continuous).
+    skipped: u64,
 }
 
 impl MediaSource {
@@ -141,12 +144,28 @@ impl MediaSource {
             buf: BytesMut::new(),
             video_n: 0,
             audio_n: 0,
+            skipped: 0,
         }
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &SourceConfig {
         &self.cfg
+    }
+
+    /// A key frame was asked for (IFrameCmd): the next video frame is the clip's next key
+    /// frame, the frames before it are skipped (a pre-encoded clip cannot make a key frame of
+    /// the current picture; jumping ahead is what keeps every frame sent decodable). Returns
+    /// how many frames were skipped.
+    pub fn force_keyframe(&mut self) -> u64 {
+        let units = &self.clip.units;
+        let len = units.len().max(1) as u64;
+        let at = self.video_n + self.skipped;
+        let Some(ahead) = (0..len).find(|k| units[((at + k) % len) as usize].keyframe) else {
+            return 0;
+        };
+        self.skipped += ahead;
+        ahead
     }
 
     fn video_due(&self) -> Duration {
@@ -181,7 +200,7 @@ impl MediaSource {
         self.video_n += 1;
         let units = &self.clip.units;
         // A clip has at least one unit; `max(1)` keeps the modulo defined regardless.
-        let unit = &units[(n % units.len().max(1) as u64) as usize];
+        let unit = &units[((n + self.skipped) % units.len().max(1) as u64) as usize];
         let pts = self.pts((n as f64 * CLOCK as f64 / self.cfg.fps).round() as u64);
         let au = AccessUnit {
             pts: Some(pts),
@@ -264,6 +283,23 @@ mod tests {
         es.extend(std::iter::repeat_n(0x88, 3000));
         es.extend_from_slice(&[0, 0, 0, 1, 0x41, 0x9a, 1, 2, 0, 0, 0, 1, 0x41, 0x9a, 3, 4]);
         Arc::new(Clip::from_bytes(Codec::H264, Bytes::from(es)).unwrap())
+    }
+
+    #[test]
+    fn a_key_frame_request_jumps_to_the_next_key_frame_with_continuous_timestamps() {
+        let mut src = MediaSource::new(clip(), SourceConfig::default());
+        let first = src.next_burst();
+        assert!(first.keyframe);
+        assert!(!src.next_burst().keyframe);
+        assert_eq!(src.force_keyframe(), 1, "one P-frame skipped");
+        let b = src.next_burst();
+        assert!(b.keyframe);
+        assert_eq!(b.pts - first.pts, 2 * 3600, "timestamps run on");
+        assert!(!src.next_burst().keyframe);
+        assert!(!src.next_burst().keyframe);
+        assert!(src.next_burst().keyframe, "the loop goes on from there");
+        assert_eq!(src.force_keyframe(), 2);
+        assert_eq!(src.force_keyframe(), 0, "already at a key frame");
     }
 
     #[test]

@@ -99,4 +99,6 @@ pub struct CallStats {
     pub byes_sent: u64,
     /// Answered calls dropped because no ACK came.
     pub ack_timeouts: u64,
+    /// Key-frame requests (IFrameCmd) received.
+    pub keyframe_requests: u64,
 }

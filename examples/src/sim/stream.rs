@@ -12,6 +12,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use gb28181::sdp::MediaTransport;
@@ -129,6 +130,8 @@ pub struct StreamSpec {
     pub accept_timeout: Duration,
     /// Shared counters.
     pub stats: Arc<MediaStats>,
+    /// Set when the platform asks for a key frame (IFrameCmd).
+    pub keyframe: Arc<AtomicBool>,
 }
 
 /// Why a stream ended.
@@ -238,6 +241,7 @@ async fn serve(spec: StreamSpec, counters: &TransportStats) -> StreamEnd {
             let mut warned = false;
             loop {
                 pace(&mut start, source.next_due()).await;
+                forced_keyframe(&spec.keyframe, &mut source, &spec.label);
                 let burst = source.next_burst();
                 let mut bytes = 0;
                 let n = burst.packets.len() as u64;
@@ -268,6 +272,7 @@ async fn serve(spec: StreamSpec, counters: &TransportStats) -> StreamEnd {
                         Err(e) => return StreamEnd::SendFailed(e),
                     },
                 }
+                forced_keyframe(&spec.keyframe, &mut source, &spec.label);
                 let burst = source.next_burst();
                 let wire = burst.packets.wire();
                 if let Err(e) = wr.write_all(wire).await {
@@ -287,6 +292,14 @@ async fn serve(spec: StreamSpec, counters: &TransportStats) -> StreamEnd {
             }
         }
         Sink::Idle => std::future::pending().await,
+    }
+}
+
+/// A key frame asked for: jump to the clip's next one.
+fn forced_keyframe(flag: &AtomicBool, source: &mut MediaSource, label: &str) {
+    if flag.swap(false, Ordering::Relaxed) {
+        let skipped = source.force_keyframe();
+        info!(%label, skipped, "key frame requested: next frame is the clip's next key frame");
     }
 }
 

@@ -57,6 +57,9 @@ pub struct LiveConfig {
     pub max_ended: usize,
 }
 
+/// Minimum time between two key-frame requests after losses, to one stream.
+pub const LOSS_KEYFRAME_INTERVAL: Duration = Duration::from_millis(400);
+
 /// One viewer's request to watch, identified until it becomes a viewer or fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JoinId(pub u64);
@@ -642,10 +645,12 @@ impl LiveCore {
     }
 
     /// The stream's video is held after a loss until a key frame: ask for one now (unless
-    /// configured not to), within the rate limit.
+    /// configured not to). The receiver asks at most every 500 ms while a hold lasts; this
+    /// limit only keeps a burst of asks from becoming a burst of requests. Viewers'
+    /// requests keep the configured, longer interval: a freeze ends only with a key frame.
     pub fn keyframe_after_loss(&mut self, now: Instant, stream: StreamId) {
         if self.cfg.keyframe_after_loss {
-            self.keyframe_for(now, stream);
+            self.request_keyframe(now, stream, LOSS_KEYFRAME_INTERVAL);
         }
     }
 
@@ -659,7 +664,10 @@ impl LiveCore {
     /// The stream needs a key frame (a frame was lost, a viewer connected with nothing
     /// cached); rate-limited per stream.
     pub fn keyframe_for(&mut self, now: Instant, stream: StreamId) {
-        let interval = self.cfg.keyframe_interval;
+        self.request_keyframe(now, stream, self.cfg.keyframe_interval);
+    }
+
+    fn request_keyframe(&mut self, now: Instant, stream: StreamId, interval: Duration) {
         let Some(s) = self.streams.get_mut(&stream) else {
             return;
         };

@@ -69,6 +69,8 @@ pub struct LiveInfo {
     pub held_video_frames: u64,
     /// Times video was held after a loss.
     pub holds: u64,
+    /// Losses found to be audio only (the next video frame kept the PTS cadence).
+    pub losses_not_video: u64,
     pub diagnosis: Diagnosis,
     pub quirks: Vec<String>,
 }
@@ -314,6 +316,7 @@ fn publish(core: &Receiver, info: &SharedInfo, now: Instant, events: &EventSink)
         i.dropped_frames = d.dropped_frames + core.counters().incomplete_rtp_frames;
         i.held_video_frames = core.counters().held_video_frames;
         i.holds = core.counters().holds;
+        i.losses_not_video = core.counters().losses_not_video;
         i.diagnosis = core.diagnosis().clone();
     }
 }

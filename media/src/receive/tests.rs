@@ -157,6 +157,59 @@ fn after_a_loss_video_waits_for_the_next_key_frame_and_audio_flows() {
 }
 
 #[test]
+fn a_lost_audio_frame_holds_no_video_and_a_lost_video_start_does() {
+    let frames = stream(30, 10, SSRC);
+    let first_of = |k: usize| frames[..k].iter().map(|f| f.2.len()).sum::<usize>();
+    // RTP frame 7 is the audio of frame 3: one packet, gone whole. Nothing tells what it
+    // was, but the next video frame keeps the cadence.
+    assert!(!frames[7].0 && frames[7].2.len() == 1);
+    let audio = first_of(7);
+    let mut rx = Receiver::new(
+        Instant::now(),
+        ReceiverConfig::udp(SSRC, vec![device().ip()]),
+    );
+    let seen = run(&mut rx, &frames, |s| s == audio);
+    assert_eq!(seen.video.len(), 30, "no video held for an audio loss");
+    assert_eq!(seen.audio, 29);
+    assert_eq!(seen.asks, 0);
+    assert_eq!(rx.counters().losses_not_video, 1);
+
+    // The first packet of video frame 3 (its PES start) is lost: what is left shows no
+    // video, but the next video frame comes two periods after the last: held.
+    let start = first_of(6);
+    let mut rx = Receiver::new(
+        Instant::now(),
+        ReceiverConfig::udp(SSRC, vec![device().ip()]),
+    );
+    let seen = run(&mut rx, &frames, |s| s == start);
+    let pts: Vec<u64> = seen
+        .video
+        .iter()
+        .map(|a| (a.pts.unwrap() - 90_000) / 3600)
+        .collect();
+    assert_eq!(pts, (0..3).chain(10..30).collect::<Vec<_>>());
+    assert_eq!(seen.asks, 1);
+    assert_eq!(rx.counters().losses_not_video, 0);
+}
+
+#[test]
+fn a_long_hold_asks_again_every_half_second() {
+    // A key frame every 50 frames; RTP frames 20 ms apart: a loss at frame 3 holds for
+    // 47 frames (94 RTP frames, 1.86 s).
+    let frames = stream(60, 50, SSRC);
+    let first_of = |k: usize| frames[..k].iter().map(|f| f.2.len()).sum::<usize>();
+    let lost = first_of(6) + 1;
+    let mut rx = Receiver::new(
+        Instant::now(),
+        ReceiverConfig::udp(SSRC, vec![device().ip()]),
+    );
+    let seen = run(&mut rx, &frames, |s| s == lost);
+    assert_eq!(seen.asks, 4, "at 0, 0.5, 1.0 and 1.5 s");
+    assert_eq!(rx.counters().holds, 1);
+    assert_eq!(seen.video.len(), 3 + 10);
+}
+
+#[test]
 fn without_the_hold_the_dependent_frames_pass() {
     let frames = stream(30, 10, SSRC);
     let first_of = |k: usize| frames[..k].iter().map(|f| f.2.len()).sum::<usize>();
@@ -296,7 +349,7 @@ fn a_tcp_reconnect_is_a_loss() {
     let mut out = Vec::new();
     for (k, f) in frames.iter().enumerate() {
         if k == 6 {
-            rx.discontinuity(&mut out);
+            rx.discontinuity(now, &mut out);
         }
         for p in &f.2 {
             rx.on_packet(now, device(), p.clone(), &mut out);

@@ -54,6 +54,10 @@ pub struct Frame {
     /// complete if no gap is seen, though the receiver may have joined mid-frame; a PS
     /// demuxer syncs on the pack header anyway.
     pub complete: bool,
+    /// Incomplete only for a gap just before its first packet received: either that first
+    /// packet or packets of other frames were lost, and nothing inside the frame. A consumer
+    /// that can tell a frame's first packet (a PS pack header) may use the frame.
+    pub only_front_missing: bool,
     /// The last packet carried the marker bit; without it, the frame ended at a timestamp
     /// change (or a flush, which leaves it incomplete).
     pub marker: bool,
@@ -152,6 +156,7 @@ impl FrameAssembler {
             // The frame ended without its marker: a gap here may have taken its tail.
             if gap {
                 b.frame.complete = false;
+                b.frame.only_front_missing = false;
             }
             self.finish();
         }
@@ -159,6 +164,7 @@ impl FrameAssembler {
             Some(b) => {
                 if gap {
                     b.frame.complete = false;
+                    b.frame.only_front_missing = false;
                 }
                 b
             }
@@ -172,6 +178,7 @@ impl FrameAssembler {
                         payload_type: pkt.payload_type(),
                         payloads,
                         complete: !gap,
+                        only_front_missing: gap,
                         marker: false,
                         first_seq: seq,
                         last_seq: seq,
@@ -192,6 +199,7 @@ impl FrameAssembler {
                 );
                 b.cut = true;
                 b.frame.complete = false;
+                b.frame.only_front_missing = false;
                 b.frame.payloads.clear();
                 self.stats.oversize += 1;
             } else {
@@ -217,6 +225,7 @@ impl FrameAssembler {
     pub fn flush(&mut self) {
         if let Some(b) = &mut self.cur {
             b.frame.complete = false;
+            b.frame.only_front_missing = false;
         }
         self.finish();
     }
@@ -227,6 +236,7 @@ impl FrameAssembler {
     pub fn discontinuity(&mut self) {
         if let Some(b) = &mut self.cur {
             b.frame.complete = false;
+            b.frame.only_front_missing = false;
         }
         self.last_seq = None;
         self.gap_pending = true;
