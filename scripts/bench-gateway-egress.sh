@@ -9,6 +9,7 @@
 #
 # Loopback only; every process is bounded in time.
 set -euo pipefail
+TOKEN=bench-token-0123456789
 cd "$(dirname "$0")/.."
 
 COUNTS=${*:-"100 250 500"}
@@ -35,7 +36,7 @@ for n in $COUNTS; do
     data=$(mktemp -d)
     "$BIN/gb28181-gateway" --data-dir "$data" --sip-listen "127.0.0.1:$base" \
         --http-listen "127.0.0.1:$((base + 1))" --webrtc-udp-port "$((base + 2))" \
-        --media-ports "$((base + 3))-$((base + 9))" --sip-password bench --api-token bench \
+        --media-ports "$((base + 3))-$((base + 9))" --sip-password bench --api-token "$TOKEN" \
         >"$WORK/gateway-$n.log" 2>&1 &
     gw=$!
     sleep 1
@@ -44,15 +45,15 @@ for n in $COUNTS; do
     sim=$!
     dev=34020000001320000001
     for _ in $(seq 100); do
-        curl -sf -H 'Authorization: Bearer bench' "http://127.0.0.1:$((base + 1))/api/v1/devices/$dev" \
+        curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((base + 1))/api/v1/devices/$dev" \
             | grep -q '"channel_count":1' && break
         sleep 0.1
     done
-    ch=$(curl -sf -H 'Authorization: Bearer bench' \
+    ch=$(curl -sf -H "Authorization: Bearer $TOKEN" \
         "http://127.0.0.1:$((base + 1))/api/v1/devices/$dev/channels" | sed -n 's/.*"channel_id":"\([0-9]*\)".*/\1/p')
     ramp_s=$(((n + RAMP - 1) / RAMP))
     load_s=$((ramp_s + 10 + MEASURE + 5))
-    "$BIN/whep-load" --url "http://127.0.0.1:$((base + 1))/api/v1/whep/$dev/$ch" --token bench \
+    "$BIN/whep-load" --url "http://127.0.0.1:$((base + 1))/api/v1/whep/$dev/$ch" --token "$TOKEN" \
         --peers "$n" --ramp "$RAMP" --seconds "$load_s" >"$WORK/load-$n.log" 2>&1 &
     load=$!
     sleep $((ramp_s + 10))

@@ -4,6 +4,7 @@
 //! The crate is a library first and knows nothing about SIP: an integrator can feed it UDP
 //! datagrams, TCP reads or a file.
 //!
+//! - [`arena`]: copies of frames and packets in reused blocks (no allocation per frame).
 //! - [`rtp`]: RTP packets (RFC 3550), parsed zero-copy over [`bytes::Bytes`], and built.
 //! - [`tcp`]: RTP over TCP framing (RFC 4571 length prefix, `$` interleaved form).
 //! - [`reorder`]: sequence-number reordering with a bounded wait, loss accounting and frame
@@ -15,6 +16,7 @@
 //! - [`packetize`]: PS frames into RTP packets (PT 96, 90 kHz), device side.
 //! - [`codec`]: H.264/H.265 NAL units and parameter sets, G.711, AAC ADTS.
 
+pub mod arena;
 pub mod codec;
 pub mod frame;
 pub mod packetize;

@@ -53,6 +53,10 @@ struct Args {
     /// Print one line per viewer.
     #[arg(long)]
     per_peer: bool,
+    /// A file of WHEP paths on the `--url` host, one per line: viewer `i` uses line `i`
+    /// (modulo their count), so that many streams get a viewer each.
+    #[arg(long)]
+    paths: Option<std::path::PathBuf>,
 }
 
 /// What one viewer saw.
@@ -74,6 +78,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     args.peers = args.peers.min(5000);
     args.seconds = args.seconds.min(3600);
     let target = HttpTarget::parse(&args.url)?;
+    let paths: Arc<Vec<String>> = Arc::new(match &args.paths {
+        Some(f) => std::fs::read_to_string(f)?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => vec![target.path.clone()],
+    });
+    if paths.is_empty() {
+        return Err("--paths names no path".into());
+    }
     let args = Arc::new(args);
     let target = Arc::new(target);
     let start = Instant::now();
@@ -93,9 +109,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
         let (args, target, mut stop) = (args.clone(), target.clone(), stop.clone());
+        let path = paths[i % paths.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut report = PeerReport::default();
-            if let Err(e) = run_peer(&args, &target, deadline, &mut stop, &mut report).await {
+            let run = run_peer(&args, &target, &path, deadline, &mut stop, &mut report);
+            if let Err(e) = run.await {
                 report.error = Some(e.to_string());
             }
             report
@@ -115,6 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run_peer(
     args: &Args,
     target: &HttpTarget,
+    path: &str,
     deadline: Instant,
     stop: &mut tokio::sync::watch::Receiver<bool>,
     report: &mut PeerReport,
@@ -136,12 +155,7 @@ async fn run_peer(
     }
     let (offer, pending) = change.apply().ok_or("no offer")?;
     let (status, location, body) = target
-        .request(
-            "POST",
-            &target.path,
-            &args.token,
-            Some(&offer.to_sdp_string()),
-        )
+        .request("POST", path, &args.token, Some(&offer.to_sdp_string()))
         .await?;
     if status != 201 {
         return Err(format!("POST answered {status}: {}", body.trim()).into());

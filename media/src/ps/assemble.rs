@@ -7,6 +7,7 @@ use super::demux::{DemuxConfig, DemuxEvent, DemuxStats, StreamConfig};
 use super::input::{Accum, Seg};
 use super::pes::PesHeader;
 use super::psm::Psm;
+use crate::arena::Arena;
 use crate::codec::{self, ParameterSetCache, aac, h264, h265};
 use crate::{AccessUnit, Codec};
 use bytes::{Bytes, BytesMut};
@@ -129,7 +130,15 @@ pub(crate) struct Streams {
     psm_seen: bool,
     cfg: DemuxConfig,
     copy_buf: BytesMut,
+    /// Where frames in several pieces are copied to.
+    arena: Arena,
 }
+
+/// Frame arena blocks: several P-frames of a 2 Mbit/s stream; a larger frame (a key frame)
+/// gets a block of its own size, reused for later frames that fit.
+const FRAME_BLOCK: usize = 64 * 1024;
+/// Blocks kept: enough for a consumer holding a GOP of a few Mbit/s.
+const FRAME_BLOCKS: usize = 32;
 
 fn slot_index(sid: u8) -> Option<usize> {
     (0xC0..=0xEF)
@@ -148,6 +157,7 @@ impl Streams {
             psm_seen: false,
             cfg,
             copy_buf: BytesMut::new(),
+            arena: Arena::new(FRAME_BLOCK, FRAME_BLOCKS),
         }
     }
 
@@ -404,7 +414,7 @@ impl Streams {
         if s.accum.is_empty() {
             return;
         }
-        let data = s.accum.finish(&mut self.copy_buf);
+        let data = s.accum.finish(&mut self.arena);
         if s.psm_codec.is_none() {
             out.quirk(if psm_seen {
                 Quirk::StreamNotInPsm

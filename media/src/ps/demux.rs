@@ -164,6 +164,8 @@ const PES_PEEK: usize = 9 + 255 + 4;
 pub struct PsDemuxer {
     input: Input,
     scratch: Vec<u8>,
+    /// The last program stream map applied (its bytes, length mismatch, CRC good).
+    last_psm: Option<(Vec<u8>, bool, bool)>,
     state: State,
     streams: Streams,
     out: Out,
@@ -191,6 +193,7 @@ impl PsDemuxer {
         PsDemuxer {
             input: Input::default(),
             scratch: Vec::with_capacity(PES_PEEK),
+            last_psm: None,
             state: State::Boundary,
             streams: Streams::new(config),
             out: Out::default(),
@@ -403,10 +406,30 @@ impl PsDemuxer {
         let Some(b) = self.input.peek(len, &mut self.scratch) else {
             return self.short(len);
         };
+        if let Some((bytes, length_mismatch, crc_ok)) = &self.last_psm
+            && bytes[..] == *b
+        {
+            // Cameras repeat the same map before every key frame: applied already, and
+            // parsing it again would allocate its entry list per key frame.
+            let (length_mismatch, crc_ok) = (*length_mismatch, *crc_ok);
+            self.input.advance(len);
+            self.out.stats.psms += 1;
+            if length_mismatch {
+                self.out.quirk(Quirk::PsmDescriptorLengthMismatch);
+            }
+            if !crc_ok {
+                self.out.quirk(Quirk::PsmCrcMismatch);
+            }
+            return Step::Progress;
+        }
         match psm::parse(b) {
             Err(Error::Incomplete { needed }) => self.short(needed),
             Err(Error::Invalid { .. }) => self.corrupt(),
             Ok(map) => {
+                let mut raw = self.last_psm.take().map(|l| l.0).unwrap_or_default();
+                raw.clear();
+                raw.extend_from_slice(b);
+                self.last_psm = Some((raw, map.length_mismatch, map.crc_ok));
                 self.input.advance(len);
                 self.out.stats.psms += 1;
                 if map.length_mismatch {

@@ -120,7 +120,9 @@ pub struct EgressConfig {
     /// Default 1200, which keeps datagrams under 1280 (the IPv6 minimum MTU).
     pub max_payload: usize,
     /// Packets kept per viewer to answer NACKs (RFC 4585 §6.2.1) with RTX (RFC 4588); 0 turns
-    /// retransmission off. Default 512, about 2.5 s of a 2 Mbps stream.
+    /// retransmission off. Default 256: about 1.2 s of a 2 Mbps stream, ample for the NACK round
+    /// trips of a county network, at about 400 KB per viewer (512 doubled that, the largest
+    /// share of a stream's memory).
     pub nack_buffer: usize,
     /// Most datagrams one [`Transmit`] may carry as a UDP GSO run; 1 disables grouping.
     /// Set it from the socket (`quinn_udp::UdpSocketState::max_gso_segments`). Default 1.
@@ -138,7 +140,7 @@ impl EgressConfig {
             this_host_candidates: Vec::new(),
             connect_timeout: Duration::from_secs(15),
             max_payload: 1200,
-            nack_buffer: 512,
+            nack_buffer: 256,
             max_gso_segments: 1,
             packetization: Packetization::Shared,
         }
