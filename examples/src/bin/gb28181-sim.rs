@@ -575,7 +575,6 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             _ = tokio::time::sleep_until(wake.into()) => {}
-            _ = tokio::signal::ctrl_c() => break,
             () = terminate.recv() => break,
         }
     }
@@ -631,27 +630,36 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// SIGTERM (Unix): stop and print the report, like Ctrl-C.
+/// SIGTERM or SIGINT (Unix): stop and print the report. The listeners live as long as the
+/// loop: a `ctrl_c()` future made anew each iteration misses a signal that arrives while the
+/// loop is busy, and the simulator would never stop.
 struct Terminate {
     #[cfg(unix)]
-    signal: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
 }
 
 impl Terminate {
     fn new() -> std::io::Result<Terminate> {
+        #[cfg(unix)]
+        use tokio::signal::unix::{SignalKind, signal};
         Ok(Terminate {
             #[cfg(unix)]
-            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+            term: signal(SignalKind::terminate())?,
+            #[cfg(unix)]
+            int: signal(SignalKind::interrupt())?,
         })
     }
 
     async fn recv(&mut self) {
         #[cfg(unix)]
-        {
-            self.signal.recv().await;
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
         #[cfg(not(unix))]
-        std::future::pending::<()>().await
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
