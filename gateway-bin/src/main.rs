@@ -299,7 +299,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|ip| SocketAddr::new(*ip, webrtc_port))
         .collect();
-    let (egress_tx, egress_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Bounded: when the WebRTC thread falls behind, a stream's ingest drops access units
+    // (and holds its video until a key frame) instead of queueing without limit.
+    let (egress_tx, egress_rx) = tokio::sync::mpsc::channel(live::webrtc::EGRESS_QUEUE);
     let (viewer_tx, viewer_rx) = tokio::sync::mpsc::unbounded_channel();
     live::webrtc::spawn(
         webrtc_socket,

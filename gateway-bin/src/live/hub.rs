@@ -151,7 +151,7 @@ struct Shell {
     cfg: HubConfig,
     core: LiveCore,
     signalling: Signalling,
-    egress: mpsc::UnboundedSender<EgressCmd>,
+    egress: mpsc::Sender<EgressCmd>,
     self_tx: mpsc::UnboundedSender<Msg>,
     io: HashMap<StreamId, Io>,
     tickets: HashMap<Ticket, JoinId>,
@@ -167,7 +167,7 @@ pub fn start(
     ports: PortPool,
     ssrcs: SsrcPool,
     signalling: Signalling,
-    egress: mpsc::UnboundedSender<EgressCmd>,
+    egress: mpsc::Sender<EgressCmd>,
     mut viewer_events: mpsc::UnboundedReceiver<ViewerEvent>,
     mut call_events: mpsc::UnboundedReceiver<PlatformEvent>,
 ) -> Hub {
@@ -370,12 +370,16 @@ impl Shell {
                     location,
                 } => {
                     let (reply, rx) = oneshot::channel();
-                    let sent = self.egress.send(EgressCmd::AddViewer {
-                        tracks,
-                        offer,
-                        location,
-                        reply,
-                    });
+                    let sent = self
+                        .egress
+                        .send(EgressCmd::AddViewer {
+                            tracks,
+                            offer,
+                            location,
+                            reply,
+                        })
+                        .await
+                        .map_err(|_| ());
                     let tx = self.self_tx.clone();
                     tokio::spawn(async move {
                         let result = match (sent, rx.await) {
@@ -386,10 +390,10 @@ impl Shell {
                     });
                 }
                 Action::RemoveViewer { viewer } => {
-                    let _ = self.egress.send(EgressCmd::RemoveViewer(viewer));
+                    let _ = self.egress.send(EgressCmd::RemoveViewer(viewer)).await;
                 }
                 Action::EndEgress { stream } => {
-                    let _ = self.egress.send(EgressCmd::EndStream(stream));
+                    let _ = self.egress.send(EgressCmd::EndStream(stream)).await;
                 }
                 Action::RequestKeyframe {
                     device_id,
@@ -447,9 +451,7 @@ impl Shell {
         let core = Receiver::new(Instant::now(), cfg);
         let egress = self.egress.clone();
         let tx = self.self_tx.clone();
-        let on_unit = Box::new(move |au| {
-            let _ = egress.send(EgressCmd::Unit(stream, au));
-        });
+        let on_unit = Box::new(move |au| egress.try_send(EgressCmd::Unit(stream, au)).is_ok());
         let on_event = Box::new(move |ev| {
             let _ = tx.send(Msg::Ingest(stream, ev));
         });

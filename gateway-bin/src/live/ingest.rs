@@ -72,6 +72,10 @@ pub struct LiveInfo {
     pub holds: u64,
     /// Losses found to be audio only (the next video frame kept the PTS cadence).
     pub losses_not_video: u64,
+    /// Access units the WebRTC task's queue refused (it was full: the gateway is overloaded).
+    pub egress_refused_units: u64,
+    /// Video units held back after such a refusal, until the next key frame.
+    pub egress_held_units: u64,
     pub diagnosis: Diagnosis,
     pub quirks: Vec<String>,
 }
@@ -79,8 +83,55 @@ pub struct LiveInfo {
 /// Shared handle on [`LiveInfo`].
 pub type SharedInfo = Arc<Mutex<LiveInfo>>;
 
-/// Where access units go.
-pub type UnitSink = Box<dyn Fn(AccessUnit) + Send + Sync>;
+/// Where access units go: false when the unit could not be taken (the WebRTC task's queue
+/// is full) and was dropped.
+pub type UnitSink = Box<dyn Fn(AccessUnit) -> bool + Send + Sync>;
+
+/// Between the ingest and a bounded egress queue: when a video unit could not be queued, the
+/// units that depend on it are not queued either until the next key frame, the same rule as
+/// after a network loss.
+#[derive(Debug, Default)]
+pub struct EgressGate {
+    holding: bool,
+    /// Units the queue refused.
+    pub refused: u64,
+    /// Video units held back after a refusal.
+    pub held: u64,
+}
+
+/// What the gate did with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gated {
+    /// Queued.
+    Sent,
+    /// Refused by the queue (full). For video, a hold starts: ask for a key frame.
+    Refused,
+    /// Held back: it depends on a video unit that was refused.
+    Held,
+}
+
+impl EgressGate {
+    /// Offer `au` to `send` unless it must be held.
+    pub fn offer(&mut self, au: AccessUnit, send: impl FnOnce(AccessUnit) -> bool) -> Gated {
+        let video = au.codec.is_video();
+        if video && self.holding && !au.keyframe {
+            self.held += 1;
+            return Gated::Held;
+        }
+        let keyframe = video && au.keyframe;
+        if send(au) {
+            if keyframe {
+                self.holding = false;
+            }
+            return Gated::Sent;
+        }
+        self.refused += 1;
+        if video {
+            self.holding = true;
+        }
+        Gated::Refused
+    }
+}
 /// Where stream events go.
 pub type EventSink = Box<dyn Fn(IngestEvent) + Send + Sync>;
 
@@ -93,6 +144,7 @@ pub async fn run(
     events: EventSink,
 ) {
     let mut out = Vec::new();
+    let mut gate = EgressGate::default();
     let mut first_video = false;
     let mut audio: Option<Codec> = None;
     let mut publish_at = Instant::now();
@@ -110,7 +162,10 @@ pub async fn run(
                             audio,
                         });
                     }
-                    units(au);
+                    let video = au.codec.is_video();
+                    if gate.offer(au, &units) == Gated::Refused && video {
+                        events(IngestEvent::KeyframeNeeded);
+                    }
                 }
                 Received::Config(c) => {
                     debug!(?c.codec, c.width, c.height, "stream configuration");
@@ -138,6 +193,10 @@ pub async fn run(
         if now >= publish_at {
             publish_at = now + Duration::from_millis(500);
             publish(core, &info, now, &events);
+            if let Ok(mut i) = info.lock() {
+                i.egress_refused_units = gate.refused;
+                i.egress_held_units = gate.held;
+            }
         }
     };
     match source {
@@ -387,5 +446,93 @@ fn publish(core: &Receiver, info: &SharedInfo, now: Instant, events: &EventSink)
         i.holds = core.counters().holds;
         i.losses_not_video = core.counters().losses_not_video;
         i.diagnosis = core.diagnosis().clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn au(codec: Codec, keyframe: bool, n: u64) -> AccessUnit {
+        AccessUnit {
+            stream_id: if codec.is_video() { 0xE0 } else { 0xC0 },
+            codec,
+            pts: Some(n * 3600),
+            dts: None,
+            keyframe,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x41]),
+        }
+    }
+
+    #[test]
+    fn after_a_refused_video_unit_nothing_depending_on_it_is_queued() {
+        let mut gate = EgressGate::default();
+        let mut queued = Vec::new();
+        let mut full = false;
+        let offer = |gate: &mut EgressGate, full: bool, u: AccessUnit, queued: &mut Vec<u64>| {
+            let pts = u.pts.unwrap_or(0) / 3600;
+            gate.offer(u, |_| {
+                if !full {
+                    queued.push(pts);
+                }
+                !full
+            })
+        };
+        let v = |n, key| au(Codec::H264, key, n);
+        assert_eq!(offer(&mut gate, full, v(0, true), &mut queued), Gated::Sent);
+        assert_eq!(
+            offer(&mut gate, full, v(1, false), &mut queued),
+            Gated::Sent
+        );
+        full = true;
+        assert_eq!(
+            offer(&mut gate, full, v(2, false), &mut queued),
+            Gated::Refused
+        );
+        full = false;
+        // The queue has room again, but frames 3 and 4 reference frame 2.
+        assert_eq!(
+            offer(&mut gate, full, v(3, false), &mut queued),
+            Gated::Held
+        );
+        assert_eq!(
+            offer(&mut gate, full, au(Codec::G711A, true, 3), &mut queued),
+            Gated::Sent,
+            "audio flows"
+        );
+        assert_eq!(
+            offer(&mut gate, full, v(4, false), &mut queued),
+            Gated::Held
+        );
+        // A refused key frame keeps the hold; the next one ends it.
+        full = true;
+        assert_eq!(
+            offer(&mut gate, full, v(5, true), &mut queued),
+            Gated::Refused
+        );
+        full = false;
+        assert_eq!(
+            offer(&mut gate, full, v(6, false), &mut queued),
+            Gated::Held
+        );
+        assert_eq!(offer(&mut gate, full, v(7, true), &mut queued), Gated::Sent);
+        assert_eq!(
+            offer(&mut gate, full, v(8, false), &mut queued),
+            Gated::Sent
+        );
+        assert_eq!(queued, [0, 1, 3, 7, 8]);
+        assert_eq!((gate.refused, gate.held), (2, 3));
+        // A refused audio unit starts no hold.
+        full = true;
+        assert_eq!(
+            offer(&mut gate, full, au(Codec::G711A, true, 9), &mut queued),
+            Gated::Refused
+        );
+        full = false;
+        assert_eq!(
+            offer(&mut gate, full, v(9, false), &mut queued),
+            Gated::Sent
+        );
     }
 }

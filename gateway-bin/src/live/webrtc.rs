@@ -22,6 +22,9 @@ const MAX_CACHED_FRAMES: usize = 300;
 /// Bytes kept per stream at most.
 const MAX_CACHED_BYTES: usize = 16 << 20;
 
+/// Requests the WebRTC task's queue holds at most: about 160 ms of 500 cameras' access units.
+pub const EGRESS_QUEUE: usize = 4096;
+
 /// Requests to the WebRTC task.
 pub enum EgressCmd {
     /// A WHEP offer for a stream.
@@ -89,7 +92,7 @@ pub struct Candidates {
 pub fn spawn(
     socket: std::net::UdpSocket,
     candidates: Candidates,
-    commands: mpsc::UnboundedReceiver<EgressCmd>,
+    commands: mpsc::Receiver<EgressCmd>,
     events: mpsc::UnboundedSender<ViewerEvent>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     socket.set_nonblocking(true)?;
@@ -117,7 +120,7 @@ pub fn spawn(
 pub async fn run(
     socket: UdpSocket,
     candidates: Candidates,
-    mut commands: mpsc::UnboundedReceiver<EgressCmd>,
+    mut commands: mpsc::Receiver<EgressCmd>,
     events: mpsc::UnboundedSender<ViewerEvent>,
 ) {
     let socket = Arc::new(socket);
