@@ -20,14 +20,8 @@ mkdir -p "$WORK"
 cargo build --release -q -p gateway-bin -p gb28181-examples
 BIN=target/release
 
-CLIP="$WORK/clip-2mbps.h264"
-if [ ! -s "$CLIP" ]; then
-    ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -t 20 -c:v libx264 \
-        -preset veryfast -profile:v high -b:v 2M -maxrate 2M -bufsize 1M -g 50 -bf 0 \
-        -x264-params nal-hrd=cbr -f h264 "$CLIP"
-fi
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+source scripts/bench-common.sh
+bench_clip
 
 printf '%8s %10s %8s %12s %12s %13s %8s\n' viewers connected cpu% pkts/s/vw us/pkt/vw viewers/core loss%
 base=27000

@@ -28,14 +28,8 @@ mkdir -p "$WORK"
 cargo build --release -q -p gateway-bin -p gb28181-examples
 BIN=target/release
 
-CLIP="$WORK/clip-2mbps.h264"
-if [ ! -s "$CLIP" ]; then
-    ffmpeg -v error -y -f lavfi -i testsrc2=size=1280x720:rate=25 -t 20 -c:v libx264 \
-        -preset veryfast -profile:v high -b:v 2M -maxrate 2M -bufsize 1M -g 50 -bf 0 \
-        -x264-params nal-hrd=cbr -f h264 "$CLIP"
-fi
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+source scripts/bench-common.sh
+bench_clip
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 api() { curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$((base + 1))$1"; }
 ingested() { api /api/v1/streams | grep -o '"accepted":[0-9]*' | awk -F: '{s += $2} END {print s + 0}'; }

@@ -357,30 +357,7 @@ fn on_a_lan_the_defaults_announce_the_default_route_address_and_a_remote_browser
     }
     assert!(!banner.contains("WARNING"), "{banner}");
     // A camera on the same LAN (in the namespace, on its address).
-    let sim = ns
-        .command(&example_bin("gb28181-sim"))
-        .args([
-            "--server",
-            &gw.sip.to_string(),
-            "--password",
-            PASSWORD,
-            "--local-ip",
-            &ip,
-            "--kind",
-            "nvr",
-            "--channels",
-            "1",
-            "--first",
-            "31",
-            "--rate",
-            "0",
-            "--video",
-            clip("testsrc2_h264_main_640x360.h264").to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gb28181-sim in the namespace");
+    let sim = ns.camera(&gw, 31, &clip("testsrc2_h264_main_640x360.h264"), &[]);
     let device = "34020000001180000031";
     wait_for(Duration::from_secs(20), || {
         let (s, d) = get(&gw.url(&format!("/api/v1/devices/{device}")));

@@ -197,33 +197,7 @@ fn run(case: &Case, tag: u8, seconds: u32) -> Seen {
             .spawn()
             .expect("start udp-impair"),
     );
-    let _sim = Kill(
-        ns.command(&example_bin("gb28181-sim"))
-            .args([
-                "--server",
-                &gw.sip.to_string(),
-                "--password",
-                PASSWORD,
-                "--local-ip",
-                &ns_ip,
-                "--kind",
-                "nvr",
-                "--channels",
-                "1",
-                "--first",
-                &(60 + u32::from(tag)).to_string(),
-                "--rate",
-                "0",
-                "--audio",
-                "pcma",
-                "--video",
-                clip().to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gb28181-sim in the namespace"),
-    );
+    let _sim = Kill(ns.camera(&gw, 60 + u32::from(tag), &clip(), &["--audio", "pcma"]));
     let device = format!("340200000011800{:05}", 60 + u32::from(tag));
     let ch = wait_for(Duration::from_secs(20), || {
         let (s, list) = get(&gw.url(&format!("/api/v1/devices/{device}/channels")));

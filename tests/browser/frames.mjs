@@ -7,36 +7,14 @@
 //   [--seconds 20] [--timeout-ms 30000]
 //
 // Prints one JSON line: { state, error, frames: [{ts, key, at, slices: [hex]}], stats }.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch, parseArgs } from "./common.mjs";
 
-const args = {};
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (!a.startsWith("--")) continue;
-  const next = process.argv[i + 1];
-  if (next === undefined || next.startsWith("--")) args[a.slice(2)] = true;
-  else { args[a.slice(2)] = next; i++; }
-}
-const need = (k) => { if (!args[k]) { console.error(`missing --${k}`); process.exit(2); } return args[k]; };
+const { args, need } = parseArgs();
 const base = need("url"), token = need("token"), device = need("device"), channel = need("channel");
 const seconds = Number(args.seconds || 20);
 const timeoutMs = Number(args["timeout-ms"] || 30000);
 
-const profile = mkdtempSync(join(tmpdir(), "gb-chromium-"));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const { browser, close } = await launch();
 
 let result;
 try {
@@ -124,7 +102,6 @@ try {
 } catch (e) {
   result = { state: "error", error: String(e) };
 } finally {
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));

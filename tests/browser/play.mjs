@@ -8,20 +8,9 @@
 //
 // --stagger starts each session after the previous one plays (a viewer joining a running
 // stream). Sessions are stopped (WHEP DELETE) before the browser closes.
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { launch, parseArgs } from "./common.mjs";
 
-const args = {};
-for (let i = 2; i < process.argv.length; i++) {
-  const a = process.argv[i];
-  if (!a.startsWith("--")) continue;
-  const next = process.argv[i + 1];
-  if (next === undefined || next.startsWith("--")) args[a.slice(2)] = true;
-  else { args[a.slice(2)] = next; i++; }
-}
-const need = (k) => { if (!args[k]) { console.error(`missing --${k}`); process.exit(2); } return args[k]; };
+const { args, need } = parseArgs();
 const base = need("url"), token = need("token"), device = need("device"), channel = need("channel");
 const transport = args.transport || "udp";
 const sessions = Number(args.sessions || 1);
@@ -32,19 +21,7 @@ const expectAudio = Boolean(args["expect-audio"]);
 // After the frames arrived, keep watching until the page reports the stream ended.
 const untilEnded = Boolean(args["until-ended"]);
 
-const profile = mkdtempSync(join(tmpdir(), "gb-chromium-"));
-// A fresh profile directory per run (launchPersistentContext passes it as --user-data-dir).
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--allow-loopback-in-peer-connection",
-    "--disable-features=WebRtcHideLocalIpsWithMdns,LocalNetworkAccessChecks",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-});
+const { browser, close } = await launch();
 
 const deadline = (ms) => Date.now() + ms;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -115,7 +92,6 @@ try {
     await page.evaluate(() => window.__player.stop()).catch(() => {});
   }
   await sleep(300);
-  await browser.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify({ sessions: results }));

@@ -469,6 +469,29 @@ impl Netns {
         );
     }
 
+    /// A simulated one-channel NVR (`--first first`) in the namespace, on its address,
+    /// streaming `video` to `gw` (plus `extra` arguments); its output is discarded.
+    pub fn camera(&self, gw: &Gateway, first: u32, video: &Path, extra: &[&str]) -> Child {
+        self.command(&example_bin("gb28181-sim"))
+            .args(["--server", &gw.sip.to_string(), "--password", PASSWORD])
+            .args(["--local-ip", &self.ns_ip.to_string(), "--kind", "nvr"])
+            .args([
+                "--channels",
+                "1",
+                "--first",
+                &first.to_string(),
+                "--rate",
+                "0",
+            ])
+            .arg("--video")
+            .arg(video)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gb28181-sim in the namespace")
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new("ip");
