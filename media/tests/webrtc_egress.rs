@@ -1,5 +1,6 @@
 //! `media::webrtc::Egress` against str0m client peers over an in-memory network with simulated
-//! time: a real H.264 clip arrives NAL unit for NAL unit, late joiners start at a key frame,
+//! time: a real H.264 clip arrives NAL unit for NAL unit, late joiners start with the cached
+//! GOP (or at the next key frame without the cache),
 //! PCMA arrives, H.265 without an H.265 offer is refused, silent viewers are reaped and a PLI
 //! surfaces as a key frame request.
 #![cfg(feature = "webrtc")]
@@ -55,17 +56,21 @@ fn play(net: &mut Net, aus: &[AccessUnit]) {
     }
 }
 
-fn h264_clip_arrives_exactly(packetization: Packetization) {
+fn h264_clip_arrives_exactly(packetization: Packetization, cache: bool) {
     let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
     assert!(aus.len() > 300 && aus[0].keyframe);
-    let mut net = Net::new(EgressConfig {
+    let mut config = EgressConfig {
         packetization,
         ..config()
-    });
+    };
+    if !cache {
+        config.gop_cache.frames = 0;
+    }
+    let mut net = Net::new(config);
     let tracks = Tracks::new(CAM, Some(Codec::H264), None);
     let a = net.add_client(chromium_like(), false, tracks).unwrap();
     net.connect_all();
-    assert!(matches!(net.events[..], [EgressEvent::Connected(_)]));
+    assert!(matches!(net.events[..], [EgressEvent::Connected { .. }]));
 
     // 100 frames: the key frame at 0, then P frames; a second viewer joins at frame 20,
     // mid-GOP.
@@ -83,11 +88,29 @@ fn h264_clip_arrives_exactly(packetization: Packetization) {
     assert_eq!(net.clients[a].video_frames().len(), 100);
     assert!(net.clients[a].video_frames().iter().all(|m| m.contiguous));
 
-    // The late viewer's first frame is the next key frame, and everything after it arrives.
-    let late = net.clients[b].video_frames();
-    assert_eq!(late.len(), 100 - second_key);
-    assert!(nal_units(&late[0].data).iter().any(|n| n[0] & 0x1f == 5));
-    assert!(net.clients[b].video_nals() == nals_of(&aus[second_key..100]));
+    if cache {
+        // The late viewer starts at once with the cached GOP (the key frame at 0 and the
+        // frames since, with their first RTP times), then gets the live frames.
+        let late = net.clients[b].video_frames();
+        assert_eq!(late.len(), 100);
+        assert!(nal_units(&late[0].data).iter().any(|n| n[0] & 0x1f == 5));
+        assert_eq!(late[0].time, net.clients[a].video_frames()[0].time);
+        assert!(net.clients[b].video_nals() == nals_of(&aus[..100]));
+        assert!(net.events.contains(&EgressEvent::Connected {
+            viewer: net.clients[b].viewer.unwrap(),
+            started: true
+        }));
+    } else {
+        // Without the cache its first frame is the next key frame, and everything after it.
+        let late = net.clients[b].video_frames();
+        assert_eq!(late.len(), 100 - second_key);
+        assert!(nal_units(&late[0].data).iter().any(|n| n[0] & 0x1f == 5));
+        assert!(net.clients[b].video_nals() == nals_of(&aus[second_key..100]));
+        assert!(net.events.contains(&EgressEvent::Connected {
+            viewer: net.clients[b].viewer.unwrap(),
+            started: false
+        }));
+    }
 
     let offered = net.clients[a].video_frames()[0].params.spec();
     assert_eq!(offered.codec, RtcCodec::H264);
@@ -97,12 +120,17 @@ fn h264_clip_arrives_exactly(packetization: Packetization) {
 
 #[test]
 fn h264_clip_arrives_exactly_shared() {
-    h264_clip_arrives_exactly(Packetization::Shared);
+    h264_clip_arrives_exactly(Packetization::Shared, true);
+}
+
+#[test]
+fn h264_clip_arrives_exactly_shared_without_cache() {
+    h264_clip_arrives_exactly(Packetization::Shared, false);
 }
 
 #[test]
 fn h264_clip_arrives_exactly_per_viewer_baseline() {
-    h264_clip_arrives_exactly(Packetization::PerViewer);
+    h264_clip_arrives_exactly(Packetization::PerViewer, true);
 }
 
 #[test]
@@ -338,6 +366,77 @@ fn removed_viewer_gets_nothing_more() {
     assert_eq!(net.clients[a].video_frames().len(), 5);
     assert_eq!(net.clients[b].video_frames().len(), 10);
     assert_eq!(net.egress.viewers_of(CAM).len(), 1);
+}
+
+/// The cache lives with an opened stream, not with its viewers: frames written before any
+/// viewer, or while none watches (the linger after the last one left), start the next viewer;
+/// after `end_stream` the stream is unknown and nothing is kept. A stream never opened lives
+/// only as long as its viewers.
+#[test]
+fn the_cache_lives_until_the_stream_ends() {
+    let mut net = Net::new(config());
+    let tracks = Tracks::new(CAM, Some(Codec::H264), None);
+    let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
+    play(&mut net, &aus[..2]);
+    net.egress.open_stream(CAM, None);
+    play(&mut net, &aus[..3]);
+    let a = net.add_client(chromium_like(), false, tracks).unwrap();
+    net.connect_all();
+    assert_eq!(
+        net.clients[a].video_frames().len(),
+        3,
+        "written before any viewer"
+    );
+    play(&mut net, &aus[3..6]);
+    let va = net.clients[a].viewer.unwrap();
+    assert!(net.egress.remove_viewer(net.now, va));
+    play(&mut net, &aus[6..8]);
+    let b = net.add_client(chromium_like(), false, tracks).unwrap();
+    net.connect_all();
+    assert_eq!(
+        net.clients[b].video_frames().len(),
+        8,
+        "written with no viewer"
+    );
+    assert!(net.clients[b].video_nals() == nals_of(&aus[..8]));
+
+    assert!(net.egress.end_stream(net.now, CAM));
+    assert!(net.egress.viewers_of(CAM).is_empty());
+    // Units still on their way after the end are not kept: the stream is unknown.
+    play(&mut net, &aus[..10]);
+    assert_eq!(
+        net.clients[b].video_frames().len(),
+        8,
+        "its viewers are gone"
+    );
+    assert!(
+        !net.egress.end_stream(net.now, CAM),
+        "nothing was re-created"
+    );
+
+    // Not opened: the stream lives with its viewer, and goes with it.
+    let c = net.add_client(chromium_like(), false, tracks).unwrap();
+    net.connect_all();
+    assert!(net.clients[c].video_frames().is_empty());
+    let vc = net.clients[c].viewer.unwrap();
+    let not_started = EgressEvent::Connected {
+        viewer: vc,
+        started: false,
+    };
+    assert!(net.events.contains(&not_started));
+    play(&mut net, &aus[..3]);
+    assert_eq!(net.clients[c].video_frames().len(), 3);
+    assert!(net.egress.remove_viewer(net.now, vc));
+    assert!(
+        !net.egress.end_stream(net.now, CAM),
+        "gone with its last viewer"
+    );
+    let d = net.add_client(chromium_like(), false, tracks).unwrap();
+    net.connect_all();
+    assert!(
+        net.clients[d].video_frames().is_empty(),
+        "no cache outlived it"
+    );
 }
 
 #[test]

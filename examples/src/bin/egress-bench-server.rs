@@ -25,11 +25,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use clap::{Parser, ValueEnum};
 use gb28181_examples::sim::es::Clip;
-use media::AccessUnit;
 use media::webrtc::{
     Egress, EgressConfig, EgressEvent, Packetization, StreamId, Tracks, TransmitBatch, ViewerId,
     ViewerLocation,
 };
+use media::{AccessUnit, Codec};
 use quinn_udp::{UdpSockRef, UdpSocketState};
 use std::io;
 use std::net::SocketAddr;
@@ -185,6 +185,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let mut egress = Egress::new(config);
+    egress.open_stream(STREAM, Some(Codec::H264));
     let mut batch = TransmitBatch::new(segments);
     let mut counters = Counters::default();
     let mut buf = vec![0u8; 2048];
@@ -193,7 +194,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deadline = start + Duration::from_secs(args.max_seconds);
     let mut next_frame = start;
     let mut frame_no: u64 = 0;
-    let mut last_key: Option<AccessUnit> = None;
 
     loop {
         let wake = egress
@@ -263,9 +263,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pts: Some(frame_no * 90_000 / u64::from(args.fps.max(1))),
                 ..unit.clone()
             };
-            if au.keyframe {
-                last_key = Some(au.clone());
-            }
             egress.write_video(std_now, STREAM, &au);
             frame_no += 1;
             next_frame += frame_time;
@@ -275,11 +272,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         while let Some(e) = egress.poll_event() {
             match e {
-                EgressEvent::Connected(v) => {
-                    if let Some(key) = &last_key {
-                        egress.write_video_to(std_now, v, key);
-                    }
-                }
+                EgressEvent::Connected { .. } => {}
                 EgressEvent::KeyframeRequest(_) => counters.keyframe_requests += 1,
                 EgressEvent::Reaped(_) => counters.reaped += 1,
                 EgressEvent::Disconnected(_) => counters.disconnected += 1,

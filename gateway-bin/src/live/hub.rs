@@ -347,7 +347,12 @@ impl Shell {
                     from,
                     expected_ssrc,
                     allowed,
-                } => self.start_ingest(stream, from, expected_ssrc, allowed),
+                } => {
+                    // Before the ingest exists, so that the egress knows the stream (and
+                    // caches its GOP) before the first unit; it forgets it at EndStream.
+                    let _ = self.egress.send(EgressCmd::OpenStream(stream)).await;
+                    self.start_ingest(stream, from, expected_ssrc, allowed)
+                }
                 Action::StopIngest { stream } => {
                     if let Some(io) = self.io.remove(&stream)
                         && let Some(task) = io.ingest

@@ -1,7 +1,6 @@
-//! The WebRTC task: one UDP socket for every viewer, the `media::webrtc::Egress` core, the
-//! key-frame cache that starts a joining viewer at once.
+//! The WebRTC task: one UDP socket for every viewer and the `media::webrtc::Egress` core
+//! (which keeps each stream's current GOP and starts a joining viewer with it).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,12 +14,6 @@ use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
-
-/// Frames kept per stream since its last key frame (a GOP), so a viewer joining mid-GOP
-/// starts at once on the key frame and catches up.
-const MAX_CACHED_FRAMES: usize = 300;
-/// Bytes kept per stream at most.
-const MAX_CACHED_BYTES: usize = 16 << 20;
 
 /// Requests the WebRTC task's queue holds at most: about 160 ms of 500 cameras' access units.
 pub const EGRESS_QUEUE: usize = 4096;
@@ -36,9 +29,11 @@ pub enum EgressCmd {
     },
     /// A viewer left (WHEP DELETE, or the stream ended).
     RemoveViewer(ViewerId),
+    /// A stream starts: its units are cached for the viewers to come.
+    OpenStream(StreamId),
     /// An access unit of a stream.
     Unit(StreamId, AccessUnit),
-    /// The stream ended: forget its cache.
+    /// The stream ended: its viewers and its cached GOP go.
     EndStream(StreamId),
 }
 
@@ -51,31 +46,6 @@ pub enum ViewerEvent {
     Gone(ViewerId),
     /// The browser asked for a key frame.
     KeyframeRequest(ViewerId),
-}
-
-#[derive(Default)]
-struct Gop {
-    frames: Vec<AccessUnit>,
-    bytes: usize,
-}
-
-impl Gop {
-    fn push(&mut self, au: &AccessUnit) {
-        if au.keyframe {
-            self.frames.clear();
-            self.bytes = 0;
-        } else if self.frames.is_empty()
-            || self.frames.len() >= MAX_CACHED_FRAMES
-            || self.bytes + au.data.len() > MAX_CACHED_BYTES
-        {
-            // No key frame to start from, or the GOP is too long to replay: keep nothing.
-            self.frames.clear();
-            self.bytes = 0;
-            return;
-        }
-        self.bytes += au.data.len();
-        self.frames.push(au.clone());
-    }
 }
 
 /// The socket's addresses as browsers see them: the ICE host candidates.
@@ -139,8 +109,6 @@ pub async fn run(
     config.this_host_candidates = candidates.this_host.clone();
     config.max_gso_segments = state.max_gso_segments();
     let mut egress = Egress::new(config);
-    let mut gops: HashMap<StreamId, Gop> = HashMap::new();
-    let mut viewer_stream: HashMap<ViewerId, StreamId> = HashMap::new();
     let mut batch = TransmitBatch::new(state.max_gso_segments());
     // Room for a GRO batch (quinn-udp turns UDP_GRO on where the kernel has it).
     let mut buf = vec![0u8; 64 * 1024];
@@ -158,31 +126,21 @@ pub async fn run(
                 let now = Instant::now();
                 match cmd {
                     EgressCmd::AddViewer { tracks, offer, location, reply } => {
-                        let r = egress.add_viewer(now, &offer, tracks, location);
-                        if let Ok((v, _)) = &r {
-                            viewer_stream.insert(*v, tracks.stream);
-                        }
-                        let _ = reply.send(r);
+                        let _ = reply.send(egress.add_viewer(now, &offer, tracks, location));
                     }
                     EgressCmd::RemoveViewer(v) => {
                         egress.remove_viewer(now, v);
-                        viewer_stream.remove(&v);
                     }
                     EgressCmd::Unit(stream, au) => {
                         if au.codec.is_video() {
-                            gops.entry(stream).or_default().push(&au);
                             egress.write_video(now, stream, &au);
                         } else {
                             egress.write_audio(now, stream, &au);
                         }
                     }
+                    EgressCmd::OpenStream(stream) => egress.open_stream(stream, None),
                     EgressCmd::EndStream(stream) => {
-                        gops.remove(&stream);
-                        let viewers: Vec<ViewerId> = egress.viewers_of(stream).to_vec();
-                        for v in viewers {
-                            egress.remove_viewer(now, v);
-                            viewer_stream.remove(&v);
-                        }
+                        egress.end_stream(now, stream);
                     }
                 }
             }
@@ -196,20 +154,15 @@ pub async fn run(
             }
         }
         while let Some(ev) = egress.poll_event() {
-            let now = Instant::now();
             match ev {
-                EgressEvent::Connected(v) => {
-                    let mut cached = false;
-                    if let Some(gop) = viewer_stream.get(&v).and_then(|s| gops.get(s)) {
-                        for au in &gop.frames {
-                            cached |= egress.write_video_to(now, v, au);
-                        }
-                    }
-                    debug!(viewer = %v, cached, "viewer connected");
-                    let _ = events.send(ViewerEvent::Connected { viewer: v, cached });
+                EgressEvent::Connected { viewer, started } => {
+                    debug!(%viewer, cached = started, "viewer connected");
+                    let _ = events.send(ViewerEvent::Connected {
+                        viewer,
+                        cached: started,
+                    });
                 }
                 EgressEvent::Disconnected(v) | EgressEvent::Reaped(v) => {
-                    viewer_stream.remove(&v);
                     let _ = events.send(ViewerEvent::Gone(v));
                 }
                 EgressEvent::KeyframeRequest(v) => {

@@ -1,6 +1,7 @@
 //! [`Egress`]: many str0m viewers behind one UDP socket, fed once per frame.
 
 use super::batch::TransmitBatch;
+use super::gop::{CachedBody, CachedFrame, GopCache, GopLimits};
 use super::offer::{Choice, choose, inspect_offer, offered_names};
 use super::packetizer::{RtpPayload, packetize_h264, packetize_h265};
 use super::{
@@ -68,10 +69,47 @@ struct Viewer {
     dead: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StreamState {
     video: Option<Codec>,
     viewers: Vec<ViewerId>,
+    cache: GopCache,
+    /// Opened by [`Egress::open_stream`]: kept without viewers, until `end_stream`.
+    open: bool,
+}
+
+impl StreamState {
+    fn new(video: Option<Codec>, limits: GopLimits) -> Self {
+        StreamState {
+            video,
+            viewers: Vec::new(),
+            cache: GopCache::new(limits),
+            open: false,
+        }
+    }
+}
+
+/// What the viewers' str0m instances produced, for the shell to collect.
+#[derive(Debug)]
+struct Outbox {
+    pending: TransmitBatch,
+    events: VecDeque<EgressEvent>,
+    /// Viewers that connected since the last [`Egress::settle`].
+    starting: Vec<ViewerId>,
+}
+
+/// A video frame to write: its RTP time and its payloads or access unit.
+#[derive(Debug, Clone, Copy)]
+struct Frame<'a> {
+    ts: u32,
+    keyframe: bool,
+    body: FrameBody<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FrameBody<'a> {
+    Packets(&'a [RtpPayload]),
+    Unit(&'a AccessUnit),
 }
 
 /// WebRTC egress for many viewers on one UDP socket. See the [module docs](super).
@@ -83,8 +121,7 @@ pub struct Egress {
     streams: HashMap<StreamId, StreamState>,
     by_addr: HashMap<SocketAddr, ViewerId>,
     by_ufrag: HashMap<Box<[u8]>, ViewerId>,
-    events: VecDeque<EgressEvent>,
-    pending: TransmitBatch,
+    out: Outbox,
     payloads: Vec<RtpPayload>,
     next_id: u64,
     epoch: Option<Instant>,
@@ -115,8 +152,11 @@ impl Egress {
             streams: HashMap::new(),
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
-            events: VecDeque::new(),
-            pending: TransmitBatch::new(max_gso_segments),
+            out: Outbox {
+                pending: TransmitBatch::new(max_gso_segments),
+                events: VecDeque::new(),
+                starting: Vec::new(),
+            },
             payloads: Vec::new(),
             next_id: 1,
             epoch: None,
@@ -242,13 +282,20 @@ impl Egress {
             addrs: Vec::new(),
             dead: false,
         };
-        drive(id, &mut viewer, now, &mut self.pending, &mut self.events);
+        drive(id, &mut viewer, now, &mut self.out);
         self.by_ufrag.insert(ufrag, id);
-        let stream = self.streams.entry(tracks.stream).or_default();
-        stream.video = tracks.video;
+        let limits = self.config.gop_cache;
+        let stream = self
+            .streams
+            .entry(tracks.stream)
+            .or_insert_with(|| StreamState::new(tracks.video, limits));
+        if stream.video != tracks.video {
+            stream.video = tracks.video;
+            stream.cache.clear();
+        }
         stream.viewers.push(id);
         self.viewers.insert(id, viewer);
-        self.reap_dead();
+        self.settle(now);
         Ok((id, answer.to_sdp_string()))
     }
 
@@ -317,11 +364,12 @@ impl Egress {
             return false;
         };
         if v.rtc.close().is_ok() {
-            let mut ignored = VecDeque::new();
-            drive(viewer, v, now, &mut self.pending, &mut ignored);
+            let events = self.out.events.len();
+            drive(viewer, v, now, &mut self.out);
+            self.out.events.truncate(events);
         }
         v.dead = true;
-        self.reap_dead();
+        self.settle(now);
         true
     }
 
@@ -374,8 +422,8 @@ impl Egress {
         if let Err(e) = v.rtc.handle_input(input) {
             tracing::debug!(%id, "input refused: {e}");
         }
-        drive(id, v, now, &mut self.pending, &mut self.events);
-        self.reap_dead();
+        drive(id, v, now, &mut self.out);
+        self.settle(now);
         true
     }
 
@@ -387,17 +435,17 @@ impl Egress {
                 tracing::debug!(%id, "reaped: not connected after {:?}", self.config.connect_timeout);
                 v.rtc.disconnect();
                 v.dead = true;
-                self.events.push_back(EgressEvent::Reaped(*id));
+                self.out.events.push_back(EgressEvent::Reaped(*id));
                 continue;
             }
             if v.timeout <= now {
                 if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
                     tracing::debug!(%id, "timeout refused: {e}");
                 }
-                drive(*id, v, now, &mut self.pending, &mut self.events);
+                drive(*id, v, now, &mut self.out);
             }
         }
-        self.reap_dead();
+        self.settle(now);
     }
 
     /// When [`Self::handle_timeout`] should be called next; `None` without viewers.
@@ -416,108 +464,164 @@ impl Egress {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<EgressEvent> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     /// Moves the datagrams to send into `out` (appending). With an empty `out` the buffers
     /// are swapped, not copied; keep reusing one batch and [`TransmitBatch::clear`] it after
     /// sending.
     pub fn drain_transmits(&mut self, out: &mut TransmitBatch) {
-        self.stats.datagrams_out += self.pending.datagram_count() as u64;
-        let max = self.pending.max_segments();
-        self.pending.move_into(out);
-        self.pending.set_max_segments(max);
+        let pending = &mut self.out.pending;
+        self.stats.datagrams_out += pending.datagram_count() as u64;
+        let max = pending.max_segments();
+        pending.move_into(out);
+        pending.set_max_segments(max);
     }
 
     /// Writes a video access unit (Annex B) to every connected viewer of `stream`. It is
     /// packetized once; a viewer that has not yet had a key frame gets nothing until one
-    /// comes. Returns the number of viewers written to.
+    /// comes. The frame is also kept in the stream's key-frame cache
+    /// ([`EgressConfig::gop_cache`]) for viewers that connect later. A stream that has neither
+    /// viewers nor been opened ([`Self::open_stream`]) is unknown: nothing is written or kept.
+    /// Returns the number of viewers written to.
     pub fn write_video(&mut self, now: Instant, stream: StreamId, au: &AccessUnit) -> usize {
-        let Some(state) = self.streams.get(&stream) else {
-            return 0;
-        };
-        if state.video != Some(au.codec) {
-            return 0;
-        }
-        let ids = state.viewers.clone();
-        self.write_video_to_ids(now, &ids, au)
-    }
-
-    /// Writes a video access unit to one viewer only — the cached key frame (with its
-    /// parameter sets) that starts a viewer that just connected. Returns false when the
-    /// viewer is unknown, not connected, or waits for a key frame and `au` is not one.
-    pub fn write_video_to(&mut self, now: Instant, viewer: ViewerId, au: &AccessUnit) -> bool {
-        let matches = self
-            .viewers
-            .get(&viewer)
-            .is_some_and(|v| self.streams.get(&v.stream).and_then(|s| s.video) == Some(au.codec));
-        matches && self.write_video_to_ids(now, &[viewer], au) == 1
-    }
-
-    fn write_video_to_ids(&mut self, now: Instant, ids: &[ViewerId], au: &AccessUnit) -> usize {
-        let wanted = |v: &Viewer| v.connected && !v.dead && (v.keyframe_sent || au.keyframe);
-        if !ids
-            .iter()
-            .any(|id| self.viewers.get(id).is_some_and(wanted))
-        {
+        if !matches!(au.codec, Codec::H264 | Codec::H265) || au.data.is_empty() {
             return 0;
         }
         let ts = self.rtp_time(now, au.pts, 90_000);
         let shared = self.config.packetization == Packetization::Shared;
-        self.payloads.clear();
+        let nackable = self.config.nack_buffer > 0;
+        let Egress {
+            streams,
+            viewers,
+            payloads,
+            out,
+            stats,
+            ..
+        } = self;
+        let Some(state) = streams.get_mut(&stream) else {
+            return 0;
+        };
+        match state.video {
+            None => state.video = Some(au.codec),
+            Some(c) if c != au.codec => return 0,
+            Some(_) => {}
+        }
+        let wanted = |v: &Viewer| v.connected && !v.dead && (v.keyframe_sent || au.keyframe);
+        let any = state
+            .viewers
+            .iter()
+            .any(|id| viewers.get(id).is_some_and(wanted));
+        if !any && !state.cache.enabled() {
+            return 0;
+        }
+        payloads.clear();
         if shared {
             match au.codec {
-                Codec::H265 => {
-                    packetize_h265(&au.data, self.config.max_payload, &mut self.payloads)
-                }
-                _ => packetize_h264(&au.data, self.config.max_payload, &mut self.payloads),
+                Codec::H265 => packetize_h265(&au.data, self.config.max_payload, payloads),
+                _ => packetize_h264(&au.data, self.config.max_payload, payloads),
             }
-            if self.payloads.is_empty() {
+            if payloads.is_empty() {
                 return 0;
             }
-            self.stats.frames_packetized += 1;
+            stats.frames_packetized += 1;
         }
-        let mut written = 0;
-        for id in ids {
-            let Some(v) = self.viewers.get_mut(id) else {
-                continue;
-            };
-            if !wanted(v) {
-                continue;
-            }
-            let Some(track) = v.video.as_mut() else {
-                continue;
-            };
-            let sent = if shared {
-                write_rtp(
-                    &mut v.rtc,
-                    track,
-                    &self.payloads,
-                    ts,
-                    now,
-                    self.config.nack_buffer > 0,
-                    false,
-                )
+        let frame = Frame {
+            ts,
+            keyframe: au.keyframe,
+            body: if shared {
+                FrameBody::Packets(payloads)
             } else {
-                let time = MediaTime::new(u64::from(ts), Frequency::NINETY_KHZ);
-                match v.rtc.writer(track.mid) {
-                    Some(w) => w.write(track.pt, now, time, &au.data[..]).is_ok(),
-                    None => false,
-                }
-            };
-            if !sent {
+                FrameBody::Unit(au)
+            },
+        };
+        let mut written = 0;
+        for id in &state.viewers {
+            let Some(v) = viewers.get_mut(id).filter(|v| wanted(v)) else {
                 continue;
+            };
+            if write_frame(*id, v, frame, now, nackable, out) {
+                written += 1;
+                stats.packets_written += payloads.len() as u64;
             }
-            v.keyframe_sent |= au.keyframe;
-            written += 1;
-            self.stats.packets_written += self.payloads.len() as u64;
-            if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
-                tracing::debug!(%id, "timeout refused: {e}");
+        }
+        if state.cache.enabled() {
+            let body = if shared {
+                CachedBody::Packets(payloads.as_slice().into())
+            } else {
+                CachedBody::Unit(au.clone())
+            };
+            state.cache.push(CachedFrame {
+                ts,
+                keyframe: au.keyframe,
+                body,
+            });
+        }
+        self.settle(now);
+        written
+    }
+
+    /// Opens a stream before its first viewer: its frames are cached from now on, and it stays
+    /// (with its cache) when its last viewer leaves, until [`Self::end_stream`]. A stream that
+    /// is not opened exists only while it has viewers. Opening an open stream does nothing.
+    pub fn open_stream(&mut self, stream: StreamId, video: Option<Codec>) {
+        let limits = self.config.gop_cache;
+        self.streams
+            .entry(stream)
+            .or_insert_with(|| StreamState::new(video, limits))
+            .open = true;
+    }
+
+    /// Forgets a stream: its viewers are removed (as by [`Self::remove_viewer`], with no
+    /// event) and its key-frame cache is dropped. Returns false for an unknown stream.
+    pub fn end_stream(&mut self, now: Instant, stream: StreamId) -> bool {
+        let Some(state) = self.streams.remove(&stream) else {
+            return false;
+        };
+        for id in &state.viewers {
+            self.remove_viewer(now, *id);
+        }
+        true
+    }
+
+    /// Starts the viewers that just connected (the cached GOP goes out to them, then the
+    /// [`EgressEvent::Connected`] event) and forgets the dead ones.
+    fn settle(&mut self, now: Instant) {
+        let nackable = self.config.nack_buffer > 0;
+        let Egress {
+            streams,
+            viewers,
+            out,
+            stats,
+            ..
+        } = self;
+        while let Some(id) = out.starting.pop() {
+            let Some(v) = viewers.get_mut(&id).filter(|v| !v.dead) else {
+                continue;
+            };
+            let cached = streams.get(&v.stream).map_or(&[][..], |s| s.cache.frames());
+            for f in cached {
+                let frame = Frame {
+                    ts: f.ts,
+                    keyframe: f.keyframe,
+                    body: match &f.body {
+                        CachedBody::Packets(p) => FrameBody::Packets(p),
+                        CachedBody::Unit(au) => FrameBody::Unit(au),
+                    },
+                };
+                if !write_frame(id, v, frame, now, nackable, out) {
+                    break;
+                }
+                if let FrameBody::Packets(p) = frame.body {
+                    stats.packets_written += p.len() as u64;
+                }
             }
-            drive(*id, v, now, &mut self.pending, &mut self.events);
+            out.events.push_back(EgressEvent::Connected {
+                viewer: id,
+                started: v.keyframe_sent,
+            });
         }
         self.reap_dead();
-        written
     }
 
     /// Writes a G.711 frame (A-law or µ-law bytes, one per sample at 8 kHz) to every connected
@@ -564,9 +668,9 @@ impl Egress {
             if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
                 tracing::debug!(%id, "timeout refused: {e}");
             }
-            drive(*id, v, now, &mut self.pending, &mut self.events);
+            drive(*id, v, now, &mut self.out);
         }
-        self.reap_dead();
+        self.settle(now);
         written
     }
 
@@ -624,7 +728,8 @@ impl Egress {
             self.by_ufrag.remove(&v.ufrag);
             if let Some(s) = self.streams.get_mut(&v.stream) {
                 s.viewers.retain(|x| *x != id);
-                if s.viewers.is_empty() {
+                // An open stream stays until `end_stream`.
+                if s.viewers.is_empty() && !s.open {
                     self.streams.remove(&v.stream);
                 }
             }
@@ -665,15 +770,44 @@ fn write_rtp(
     true
 }
 
-/// Drains a viewer's str0m output to its next timeout: transmits into the batch, events
-/// into the queue (RFC 8445 consent loss and DTLS close end the viewer).
-fn drive(
+/// Writes a video frame to one viewer (which has a video track): the shared payloads with its
+/// own sequence numbers, or the access unit through str0m's packetizer. Returns false when
+/// str0m has no stream for it.
+fn write_frame(
     id: ViewerId,
     v: &mut Viewer,
+    frame: Frame<'_>,
     now: Instant,
-    pending: &mut TransmitBatch,
-    events: &mut VecDeque<EgressEvent>,
-) {
+    nackable: bool,
+    out: &mut Outbox,
+) -> bool {
+    let Some(track) = v.video.as_mut() else {
+        return false;
+    };
+    let sent = match frame.body {
+        FrameBody::Packets(p) => write_rtp(&mut v.rtc, track, p, frame.ts, now, nackable, false),
+        FrameBody::Unit(au) => {
+            let time = MediaTime::new(u64::from(frame.ts), Frequency::NINETY_KHZ);
+            match v.rtc.writer(track.mid) {
+                Some(w) => w.write(track.pt, now, time, &au.data[..]).is_ok(),
+                None => false,
+            }
+        }
+    };
+    if !sent {
+        return false;
+    }
+    v.keyframe_sent |= frame.keyframe;
+    if let Err(e) = v.rtc.handle_input(Input::Timeout(now)) {
+        tracing::debug!(%id, "timeout refused: {e}");
+    }
+    drive(id, v, now, out);
+    true
+}
+
+/// Drains a viewer's str0m output to its next timeout: transmits into the batch, events
+/// into the queue (RFC 8445 consent loss and DTLS close end the viewer).
+fn drive(id: ViewerId, v: &mut Viewer, now: Instant, out: &mut Outbox) {
     for round in 0..3 {
         loop {
             match v.rtc.poll_output() {
@@ -681,19 +815,21 @@ fn drive(
                     v.timeout = t;
                     break;
                 }
-                Ok(Output::Transmit(t)) => pending.push(t.source, t.destination, &t.contents),
+                Ok(Output::Transmit(t)) => out.pending.push(t.source, t.destination, &t.contents),
                 Ok(Output::Event(e)) => match e {
                     Event::Connected => {
                         v.connected = true;
-                        events.push_back(EgressEvent::Connected(id));
+                        out.starting.push(id);
                     }
-                    Event::KeyframeRequest(_) => events.push_back(EgressEvent::KeyframeRequest(id)),
+                    Event::KeyframeRequest(_) => {
+                        out.events.push_back(EgressEvent::KeyframeRequest(id))
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected)
                     | Event::Closed
                         if !v.dead =>
                     {
                         v.dead = true;
-                        events.push_back(EgressEvent::Disconnected(id));
+                        out.events.push_back(EgressEvent::Disconnected(id));
                     }
                     _ => {}
                 },
@@ -702,7 +838,7 @@ fn drive(
                     v.rtc.disconnect();
                     if !v.dead {
                         v.dead = true;
-                        events.push_back(EgressEvent::Disconnected(id));
+                        out.events.push_back(EgressEvent::Disconnected(id));
                     }
                     return;
                 }

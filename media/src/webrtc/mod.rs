@@ -38,12 +38,14 @@
 
 mod batch;
 mod egress;
+mod gop;
 mod offer;
 mod packetizer;
 mod stun;
 
 pub use batch::{Datagram, Transmit, TransmitBatch};
 pub use egress::{Egress, EgressStats};
+pub use gop::GopLimits;
 pub use offer::{OfferedCodec, OfferedMedia, inspect_offer};
 pub use packetizer::{RtpPayload, packetize_h264, packetize_h265};
 
@@ -129,6 +131,11 @@ pub struct EgressConfig {
     pub max_gso_segments: usize,
     /// Shared packetization (default) or the per-viewer baseline.
     pub packetization: Packetization,
+    /// The key-frame cache: each stream's frames since its last key frame, written to a
+    /// viewer as soon as it connects so that it starts at once instead of waiting up to a GOP
+    /// for the next key frame. A GOP beyond these bounds is not kept (the viewer then waits).
+    /// Default 300 frames and 16 MiB; `frames: 0` turns it off.
+    pub gop_cache: GopLimits,
 }
 
 impl EgressConfig {
@@ -143,6 +150,10 @@ impl EgressConfig {
             nack_buffer: 256,
             max_gso_segments: 1,
             packetization: Packetization::Shared,
+            gop_cache: GopLimits {
+                frames: 300,
+                bytes: 16 << 20,
+            },
         }
     }
 }
@@ -161,9 +172,16 @@ pub enum ViewerLocation {
 /// What happened to a viewer, from [`Egress::poll_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EgressEvent {
-    /// ICE and DTLS are up; media flows from its next key frame on. A good moment to write
-    /// the cached key frame with [`Egress::write_video_to`].
-    Connected(ViewerId),
+    /// ICE and DTLS are up. The stream's cached GOP ([`EgressConfig::gop_cache`]) has been
+    /// written to the viewer; `started` says whether that included a key frame. When it did
+    /// not, video flows from the stream's next key frame: a good moment to ask the camera
+    /// for one.
+    Connected {
+        /// The viewer.
+        viewer: ViewerId,
+        /// A key frame has gone out to it.
+        started: bool,
+    },
     /// The viewer went away (ICE consent lost, DTLS closed, a protocol error); it is removed.
     Disconnected(ViewerId),
     /// The browser asked for a key frame (RTCP PLI, RFC 4585 §6.3.1, or FIR, RFC 5104

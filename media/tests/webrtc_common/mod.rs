@@ -262,6 +262,7 @@ impl Net {
             }
             self.egress.drain_transmits(&mut self.batch);
             let mut delivered = !to_server.is_empty();
+            let mut replies = Vec::new();
             for d in self.batch.datagrams() {
                 delivered = true;
                 match self.clients.iter_mut().find(|c| c.addr == d.destination) {
@@ -269,12 +270,16 @@ impl Net {
                         let r = Receive::new(Protocol::Udp, d.source, d.destination, d.contents)
                             .unwrap();
                         c.rtc.handle_input(Input::Receive(self.now, r)).unwrap();
+                        // str0m wants its output polled after each input: the SRTP keys of
+                        // a handshake that just completed are installed there, before the
+                        // media that follows the last DTLS flight.
+                        c.drain(&mut replies);
                     }
                     None => self.lost += 1,
                 }
             }
             self.batch.clear();
-            for (src, dst, bytes) in to_server {
+            for (src, dst, bytes) in to_server.into_iter().chain(replies) {
                 self.egress.handle_receive(self.now, src, dst, &bytes);
             }
             while let Some(e) = self.egress.poll_event() {
