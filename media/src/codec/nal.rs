@@ -25,24 +25,12 @@ pub fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// Index of the first `00 00 01` at or after `from`.
-///
-/// Skips three bytes whenever the byte looked at is above 1: no prefix can end at or just
-/// after it.
+/// Index of the first `00 00 01` at or after `from`, found with the SIMD substring search of
+/// the `memchr` crate (an access unit is scanned for its NAL units by the demuxer and again by
+/// the packetizer: this is on every frame's path).
 pub fn find_001(data: &[u8], from: usize) -> Option<usize> {
-    let n = data.len();
-    let mut i = from.checked_add(2)?;
-    while i < n {
-        let b = data[i];
-        if b > 1 {
-            i += 3;
-        } else if b == 1 && data[i - 1] == 0 && data[i - 2] == 0 {
-            return Some(i - 2);
-        } else {
-            i += 1;
-        }
-    }
-    None
+    let rest = data.get(from..)?;
+    memchr::memmem::find(rest, &[0, 0, 1]).map(|i| from + i)
 }
 
 /// Range of each NAL unit (start code and trailing zero bytes excluded) of an Annex B buffer.
