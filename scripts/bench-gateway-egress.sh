@@ -6,6 +6,7 @@
 #
 #   scripts/bench-gateway-egress.sh [N ...]     # default: 100 250 500
 #   MEASURE=10 RAMP=100 scripts/bench-gateway-egress.sh 250
+#   GATEWAY=/path/to/other/gb28181-gateway scripts/bench-gateway-egress.sh 500   # a baseline
 #
 # Loopback only; every process is bounded in time.
 set -euo pipefail
@@ -28,7 +29,7 @@ base=27000
 for n in $COUNTS; do
     base=$((base + 10))
     data=$(mktemp -d)
-    "$BIN/gb28181-gateway" --data-dir "$data" --sip-listen "127.0.0.1:$base" \
+    "${GATEWAY:-$BIN/gb28181-gateway}" --data-dir "$data" --sip-listen "127.0.0.1:$base" \
         --http-listen "127.0.0.1:$((base + 1))" --webrtc-udp-port "$((base + 2))" \
         --media-ports "$((base + 3))-$((base + 9))" --sip-password bench --api-token "$TOKEN" \
         >"$WORK/gateway-$n.log" 2>&1 &

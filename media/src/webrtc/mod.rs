@@ -123,8 +123,8 @@ pub struct EgressConfig {
     pub max_payload: usize,
     /// Packets kept per viewer to answer NACKs (RFC 4585 §6.2.1) with RTX (RFC 4588); 0 turns
     /// retransmission off. Default 256: about 1.2 s of a 2 Mbps stream, ample for the NACK round
-    /// trips of a county network, at about 400 KB per viewer (512 doubled that, the largest
-    /// share of a stream's memory).
+    /// trips of a county network. The payloads are the ones the key-frame cache holds too
+    /// (shared, not copied); each kept packet adds str0m's packet record, about 430 bytes.
     pub nack_buffer: usize,
     /// Most datagrams one [`Transmit`] may carry as a UDP GSO run; 1 disables grouping.
     /// Set it from the socket (`quinn_udp::UdpSocketState::max_gso_segments`). Default 1.
