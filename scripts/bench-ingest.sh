@@ -95,6 +95,6 @@ for n in $COUNTS; do
         pps = pk / wall; us = cpu * 1e6 / pk
         printf "%8d %10.0f %7.1f%% %10.2f %13.0f %10.0f KB %8s %11.2f\n", live, pps, 100 * cpu / wall,
             us, live / (cpu / wall), (rss - rss0) / live, loss,
-            frames > 0 ? 100 * undelivered / frames : 0
+            (frames > 0 ? 100 * undelivered / frames : 0)
     }'
 done

@@ -96,6 +96,17 @@ struct Outbox {
     events: VecDeque<EgressEvent>,
     /// Viewers that connected since the last [`Egress::settle`].
     starting: Vec<ViewerId>,
+    /// Viewers found dead or closed since the last [`Egress::settle`] (may repeat).
+    dying: Vec<ViewerId>,
+    /// No viewer's timer is due before this (it may be early: a timer that moved later is
+    /// found when it comes, and the exact time is computed again then).
+    earliest: Option<Instant>,
+}
+
+impl Outbox {
+    fn wake_at(&mut self, t: Instant) {
+        self.earliest = Some(self.earliest.map_or(t, |e| e.min(t)));
+    }
 }
 
 /// A video frame to write: its RTP time and its payloads or access unit.
@@ -156,6 +167,8 @@ impl Egress {
                 pending: TransmitBatch::new(max_gso_segments),
                 events: VecDeque::new(),
                 starting: Vec::new(),
+                dying: Vec::new(),
+                earliest: None,
             },
             payloads: Vec::new(),
             next_id: 1,
@@ -283,6 +296,7 @@ impl Egress {
             dead: false,
         };
         drive(id, &mut viewer, now, &mut self.out);
+        self.out.wake_at(now + self.config.connect_timeout);
         self.by_ufrag.insert(ufrag, id);
         let limits = self.config.gop_cache;
         let stream = self
@@ -369,6 +383,7 @@ impl Egress {
             self.out.events.truncate(events);
         }
         v.dead = true;
+        self.out.dying.push(viewer);
         self.settle(now);
         true
     }
@@ -435,6 +450,7 @@ impl Egress {
                 tracing::debug!(%id, "reaped: not connected after {:?}", self.config.connect_timeout);
                 v.rtc.disconnect();
                 v.dead = true;
+                self.out.dying.push(*id);
                 self.out.events.push_back(EgressEvent::Reaped(*id));
                 continue;
             }
@@ -446,20 +462,27 @@ impl Egress {
             }
         }
         self.settle(now);
-    }
-
-    /// When [`Self::handle_timeout`] should be called next; `None` without viewers.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.viewers
+        let connect_timeout = self.config.connect_timeout;
+        self.out.earliest = self
+            .viewers
             .values()
             .map(|v| {
                 if v.connected {
                     v.timeout
                 } else {
-                    v.timeout.min(v.created + self.config.connect_timeout)
+                    v.timeout.min(v.created + connect_timeout)
                 }
             })
-            .min()
+            .min();
+    }
+
+    /// When [`Self::handle_timeout`] should be called next; `None` without viewers. Constant
+    /// time: the shell asks after every input.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.viewers.is_empty() {
+            return None;
+        }
+        self.out.earliest
     }
 
     /// The next event.
@@ -707,16 +730,11 @@ impl Egress {
     }
 
     fn reap_dead(&mut self) {
-        if !self.viewers.values().any(|v| v.dead || !v.rtc.is_alive()) {
+        if self.out.dying.is_empty() {
             return;
         }
-        let dead: Vec<ViewerId> = self
-            .viewers
-            .iter()
-            .filter(|(_, v)| v.dead || !v.rtc.is_alive())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dead {
+        let dead = std::mem::take(&mut self.out.dying);
+        for &id in &dead {
             let Some(v) = self.viewers.remove(&id) else {
                 continue;
             };
@@ -808,6 +826,15 @@ fn write_frame(
 /// Drains a viewer's str0m output to its next timeout: transmits into the batch, events
 /// into the queue (RFC 8445 consent loss and DTLS close end the viewer).
 fn drive(id: ViewerId, v: &mut Viewer, now: Instant, out: &mut Outbox) {
+    poll_until_timeout(id, v, now, out);
+    out.wake_at(v.timeout);
+    if v.dead || !v.rtc.is_alive() {
+        out.dying.push(id);
+    }
+}
+
+/// The loop of [`drive`].
+fn poll_until_timeout(id: ViewerId, v: &mut Viewer, now: Instant, out: &mut Outbox) {
     for round in 0..3 {
         loop {
             match v.rtc.poll_output() {
