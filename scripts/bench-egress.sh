@@ -8,7 +8,7 @@
 #   MEASURE=10 RAMP=200 scripts/bench-egress.sh 100
 #
 # Needs ffmpeg with libx264 for the 2 Mbps clip (falls back to the 0.3 Mbps
-# shared/testdata/media/srs_bench_avatar.h264). Every process is bounded in time and stops by
+# media/tests/data/srs_bench_avatar.h264). Every process is bounded in time and stops by
 # itself; all traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ if [ ! -s "$CLIP" ]; then
         :
     else
         echo "ffmpeg/libx264 unavailable: using srs_bench_avatar.h264 (about 0.3 Mbps)" >&2
-        CLIP=../shared/testdata/media/srs_bench_avatar.h264
+        CLIP=media/tests/data/srs_bench_avatar.h264
     fi
 fi
 CLIP_BYTES=$(stat -c %s "$CLIP")

@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 const NVR_KEEPALIVE: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/testdata/manscdp/hikvision_nvr_keepalive_gb2312.xml"
+    "/../gb28181/tests/data/manscdp/hikvision_nvr_keepalive_gb2312.xml"
 ));
 
 const PLACES: [&str; 8] = [

@@ -1,13 +1,13 @@
 //! RTP receive path benches, reported in packets per second:
 //!
-//! - `rtp_parse`: `RtpPacket::parse` over the real captures of shared/testdata/rtp.
+//! - `rtp_parse`: `RtpPacket::parse` over the real captures in media/tests/data.
 //! - `tcp_deframe`: `TcpDeframer` over RFC 4571 streams, in 64 KiB and 1400-byte reads.
 //! - `reorder_assemble`: `Reorder` (UDP settings, every 10th pair swapped) then
 //!   `FrameAssembler`, per packet.
 //! - `receive_path`: `media::receive::Receiver`, the gateway's whole pipeline (source and
 //!   SSRC checks, parse, reorder, frame assembly, PS demux, loss hold), over our
 //!   packetizer's output for a PS stream muxed by `PsMuxer` from
-//!   shared/testdata/media/srs_bench_avatar.h264 (synthetic frames when it is missing).
+//!   media/tests/data/srs_bench_avatar.h264.
 //!
 //! A counting global allocator prints allocations per packet in steady state for the
 //! receive path (goal: 0, and ≥ 2 million packets/s/core).
@@ -57,13 +57,11 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata");
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/data");
+/// The `media` crate's test data (provenance in the README there).
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/tests/data");
 
 fn capture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{TESTDATA}/rtp/{name}"))
-        .or_else(|_| std::fs::read(format!("{CAPTURES}/{name}")))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read(format!("{TESTDATA}/{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn split_rfc4571(d: &[u8]) -> Vec<Bytes> {
@@ -183,19 +181,8 @@ fn access_units(es: &Bytes) -> Vec<(Bytes, bool)> {
 
 /// PS frames (one per access unit) muxed by `PsMuxer`.
 fn ps_frames() -> Vec<Bytes> {
-    let units = match std::fs::read(format!("{TESTDATA}/media/srs_bench_avatar.h264")) {
-        Ok(es) => access_units(&Bytes::from(es)),
-        Err(_) => {
-            eprintln!("srs_bench_avatar.h264 not found: synthetic 20 KB frames");
-            (0..50)
-                .map(|i| {
-                    let mut f = vec![0, 0, 0, 1, if i == 0 { 0x65 } else { 0x41 }, 0x88];
-                    f.resize(20_000, 0x5a);
-                    (Bytes::from(f), i == 0)
-                })
-                .collect()
-        }
-    };
+    let es = capture("srs_bench_avatar.h264");
+    let units = access_units(&Bytes::from(es));
     let mut mux = PsMuxer::new();
     units
         .iter()

@@ -1,13 +1,13 @@
-//! Every MANSCDP body of the shared test data and of this crate's fixtures parses, with the
-//! values a platform relies on; and every parsed message survives writing and re-reading in
-//! each charset unchanged.
+//! Every MANSCDP body of this crate's test data (real devices', public projects' and
+//! synthetic ones) parses, with the values a platform relies on; and every parsed message
+//! survives writing and re-reading in each charset unchanged.
 
 mod manscdp_support;
 
 use gb28181::manscdp::{
     Body, CatalogNodeKind, Charset, CmdType, IFrameSpelling, Manscdp, RootKind, decode_body,
 };
-use manscdp_support::{LOCAL, all_bodies, shared, shared_bodies};
+use manscdp_support::{LOCAL, all_bodies, data, real_bodies};
 
 fn local(name: &str) -> Vec<u8> {
     std::fs::read(format!("{LOCAL}/{name}")).unwrap()
@@ -19,15 +19,15 @@ fn parse(bytes: &[u8]) -> Manscdp {
 
 #[test]
 fn every_real_body_parses() {
-    let shared = shared_bodies();
-    // 10 files under manscdp/, 46 MANSCDP MESSAGE bodies under sip/.
+    let real = real_bodies();
+    // 11 real files under manscdp/, 46 MANSCDP MESSAGE bodies under sip/.
     assert!(
-        shared.len() >= 56,
-        "shared test data missing? found {} bodies",
-        shared.len()
+        real.len() >= 57,
+        "test data missing? found {} bodies",
+        real.len()
     );
     let all = all_bodies();
-    assert!(all.len() >= shared.len() + 8);
+    assert!(all.len() >= real.len() + 4);
     for s in &all {
         if let Err(e) = Manscdp::parse(&s.bytes) {
             panic!("{}: {e}", s.name);
@@ -61,7 +61,7 @@ fn every_parsed_body_round_trips_in_every_charset() {
 #[test]
 fn hikvision_nvr_catalog_page() {
     let bytes = local("hikvision_nvr_catalog_gb2312_page1.xml");
-    assert_eq!(bytes, shared("sip/hikvision_nvr_catalog_gb2312_page1.sip"));
+    assert_eq!(bytes, data("sip/hikvision_nvr_catalog_gb2312_page1.sip"));
     let d = decode_body(&bytes);
     assert_eq!(d.declared, Some(Charset::Gb2312));
     let m = parse(&bytes);
@@ -163,7 +163,7 @@ fn device_status_quirks() {
 
 #[test]
 fn keepalives() {
-    let m = parse(&shared("manscdp/hikvision_nvr_keepalive_gb2312.xml"));
+    let m = parse(&data("manscdp/hikvision_nvr_keepalive_gb2312.xml"));
     assert_eq!((m.sn, m.device_id.as_str()), (2034, "34020000001110000001"));
     let Body::Keepalive(k) = &m.body else {
         panic!()
@@ -172,14 +172,14 @@ fn keepalives() {
     assert_eq!(k.info_device_ids.len(), 6);
     assert_eq!(k.info_device_ids[5], "34020000001320000008");
 
-    let m = parse(&shared("sip/hikvision_ipc_keepalive.sip"));
+    let m = parse(&data("sip/hikvision_ipc_keepalive.sip"));
     let Body::Keepalive(k) = &m.body else {
         panic!()
     };
     assert!(k.is_ok() && k.info_device_ids.is_empty() && k.extra.is_empty());
 
     // GMV baseline: Info carries a DeviceID and its Status.
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-03-007.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-03-007.sip"));
     let Body::Keepalive(k) = &m.body else {
         panic!()
     };
@@ -189,15 +189,15 @@ fn keepalives() {
 
 #[test]
 fn queries() {
-    let m = parse(&shared("sip/srs_catalog_query.sip"));
+    let m = parse(&data("sip/srs_catalog_query.sip"));
     assert_eq!((m.root, m.sn), (RootKind::Query, 419315752));
     assert!(matches!(m.body, Body::CatalogQuery(_)));
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-05-013.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-05-013.sip"));
     assert_eq!(m.body, Body::DeviceInfoQuery);
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-06-017.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-06-017.sip"));
     assert_eq!(m.body, Body::DeviceStatusQuery);
     // A query for something not typed yet keeps its tree.
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-13-045.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-13-045.sip"));
     assert_eq!(m.cmd_type, CmdType::RecordInfo);
     let Body::Unknown(el) = &m.body else { panic!() };
     assert_eq!(el.child_text("Type"), Some("all"));
@@ -205,7 +205,7 @@ fn queries() {
 
 #[test]
 fn device_info_and_status_responses() {
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-05-015.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-05-015.sip"));
     let Body::DeviceInfo(d) = &m.body else {
         panic!()
     };
@@ -214,7 +214,7 @@ fn device_info_and_status_responses() {
     assert_eq!(d.channel, Some(1));
     assert!(d.is_ok());
 
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-06-019.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-06-019.sip"));
     let Body::DeviceStatus(s) = &m.body else {
         panic!()
     };
@@ -226,7 +226,7 @@ fn device_info_and_status_responses() {
     );
 
     // Stray "/>" after </Channel>, ${SN} placeholder: SN 0, values intact.
-    let m = parse(&local("lunasaw_test_deviceinfo_stray_text.xml"));
+    let m = parse(&data("manscdp/lunasaw/test/deviceInfo.xml"));
     assert_eq!(m.sn, 0);
     let Body::DeviceInfo(d) = &m.body else {
         panic!()
@@ -235,13 +235,13 @@ fn device_info_and_status_responses() {
     assert_eq!(d.model.as_deref(), Some("TC-2808AN-HD"));
     assert_eq!(d.channel, Some(1));
 
-    let m = parse(&shared("manscdp/lunasaw/client/deviceInfo.xml"));
+    let m = parse(&data("manscdp/lunasaw/client/deviceInfo.xml"));
     let Body::DeviceInfo(d) = &m.body else {
         panic!()
     };
     assert_eq!(d.manufacturer.as_deref(), Some("海康威视"));
 
-    let m = parse(&shared("manscdp/lunasaw/client/deviceStatus.xml"));
+    let m = parse(&data("manscdp/lunasaw/client/deviceStatus.xml"));
     assert_eq!((m.sn, m.device_id.as_str()), (0, "channelId"));
     let Body::DeviceStatus(s) = &m.body else {
         panic!()
@@ -251,7 +251,7 @@ fn device_info_and_status_responses() {
 
 #[test]
 fn lunasaw_catalogs() {
-    let m = parse(&shared("manscdp/lunasaw/test/catalog.xml"));
+    let m = parse(&data("manscdp/lunasaw/test/catalog.xml"));
     assert_eq!(m.sn, 0);
     let Body::Catalog(c) = &m.body else { panic!() };
     assert_eq!((c.sum_num, c.items.len()), (1, 1));
@@ -266,7 +266,7 @@ fn lunasaw_catalogs() {
     assert_eq!(it.kind(), CatalogNodeKind::Device); // type 118: an NVR listing itself
     assert_eq!(it.get("ErrCode"), Some("400"));
 
-    let m = parse(&local("lunasaw_client_catalog_utf8_comments.xml"));
+    let m = parse(&data("manscdp/lunasaw/client/catalog.xml"));
     let Body::Catalog(c) = &m.body else { panic!() };
     assert_eq!(c.items[0].manufacturer.as_deref(), Some("海康"));
     assert_eq!(c.items[0].online(), None); // "Status1"
@@ -275,7 +275,7 @@ fn lunasaw_catalogs() {
 #[test]
 fn catalog_notifications() {
     // Annex N change notification.
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-17-069.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-17-069.sip"));
     assert_eq!(m.root, RootKind::Notify);
     let Body::Catalog(c) = &m.body else { panic!() };
     assert_eq!(
@@ -283,14 +283,14 @@ fn catalog_notifications() {
         Some(gb28181::manscdp::CatalogEvent::On)
     );
     // Empty catalog notify: SumNum 0, no DeviceList.
-    let m = parse(&shared("sip/gmv/generated/notify-normal-01-request.sip"));
+    let m = parse(&data("sip/gmv/generated/notify-normal-01-request.sip"));
     let Body::Catalog(c) = &m.body else { panic!() };
     assert_eq!((c.sum_num, c.items.len()), (0, 0));
 }
 
 #[test]
 fn device_control() {
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-08-025.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-08-025.sip"));
     let Body::DeviceControl(c) = &m.body else {
         panic!()
     };
@@ -337,7 +337,7 @@ fn alarms_and_other_cmdtypes_are_kept_as_trees() {
         "alarm_notify_with_alarmtype.xml",
         "alarm_notify_alarmtype_in_info.xml",
     ] {
-        let m = parse(&shared(&format!("manscdp/{f}")));
+        let m = parse(&data(&format!("manscdp/{f}")));
         assert_eq!(
             (m.root, &m.cmd_type, m.sn),
             (RootKind::Notify, &CmdType::Other(String::new()), 0),
@@ -348,19 +348,19 @@ fn alarms_and_other_cmdtypes_are_kept_as_trees() {
         };
         assert_eq!(el.child_text("AlarmPriority"), Some("1"), "{f}");
     }
-    let m = parse(&shared("manscdp/alarm_notify_alarmtype_in_info.xml"));
+    let m = parse(&data("manscdp/alarm_notify_alarmtype_in_info.xml"));
     let Body::Unknown(el) = &m.body else { panic!() };
     assert_eq!(
         el.child("Info").and_then(|i| i.child_text("AlarmType")),
         Some("2")
     );
 
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-12-043.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-12-043.sip"));
     assert_eq!(m.cmd_type, CmdType::Alarm);
     assert!(matches!(&m.body, Body::Unknown(el) if el.child_text("AlarmMethod") == Some("4")));
 
     // Broadcast notify: SourceID/TargetID, no DeviceID.
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-18-073.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-18-073.sip"));
     assert_eq!(
         (&m.cmd_type, m.device_id.as_str()),
         (&CmdType::Broadcast, "")
@@ -370,7 +370,7 @@ fn alarms_and_other_cmdtypes_are_kept_as_trees() {
     );
 
     // Responses to controls keep their Result.
-    let m = parse(&shared("sip/gmv/reference/extracted/tc-08-027.sip"));
+    let m = parse(&data("sip/gmv/reference/extracted/tc-08-027.sip"));
     assert_eq!(
         (m.root, &m.cmd_type),
         (RootKind::Response, &CmdType::DeviceControl)

@@ -10,7 +10,7 @@ use std::process::Command;
 
 #[test]
 fn avatar_aac_frames() {
-    let es = std::fs::read(shared("media/srs_bench_avatar.aac")).expect("clip");
+    let es = std::fs::read(testdata("srs_bench_avatar.aac")).expect("clip");
     let mut frames = AdtsFrames::new(&es);
     let mut n = 0;
     let mut total = 0;
@@ -33,7 +33,7 @@ fn avatar_aac_frames() {
                 "stream=nb_read_packets",
             ])
             .args(["-of", "csv=p=0"])
-            .arg(shared("media/srs_bench_avatar.aac"))
+            .arg(testdata("srs_bench_avatar.aac"))
             .output()
             .expect("ffprobe");
         let packets: usize = String::from_utf8_lossy(&out.stdout)

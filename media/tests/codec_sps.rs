@@ -1,6 +1,6 @@
 //! SPS parsing, NAL splitting and key frame detection checked against ffprobe/ffmpeg on clips
 //! made at run time by libx264/libx265 (cropping, interlacing, 4:4:4, VUI timing) and on the
-//! shared avatar clips.
+//! SRS avatar clips in tests/data.
 
 mod ps_common;
 
@@ -97,13 +97,13 @@ fn check_h265(path: &std::path::Path) {
 }
 
 #[test]
-fn shared_avatar_clips() {
+fn srs_avatar_clips() {
     if !have("ffprobe") {
         return;
     }
-    check_h264(&shared("media/srs_bench_avatar.h264"));
-    check_h265(&shared("media/srs_bench_avatar.h265"));
-    let es = std::fs::read(shared("media/srs_bench_avatar.h264")).expect("clip");
+    check_h264(&testdata("srs_bench_avatar.h264"));
+    check_h265(&testdata("srs_bench_avatar.h265"));
+    let es = std::fs::read(testdata("srs_bench_avatar.h264")).expect("clip");
     let sps = h264::Sps::parse(&first_nal(&es, |b| h264::nal_type(b) == 7)).expect("sps");
     assert_eq!((sps.profile_idc, sps.width, sps.height), (100, 768, 320));
 }
@@ -204,10 +204,10 @@ fn nal_split_and_keyframes_match_ffprobe() {
         return;
     }
     for (file, codec) in [
-        ("media/srs_bench_avatar.h264", Codec::H264),
-        ("media/srs_bench_avatar.h265", Codec::H265),
+        ("srs_bench_avatar.h264", Codec::H264),
+        ("srs_bench_avatar.h265", Codec::H265),
     ] {
-        let path = shared(file);
+        let path = testdata(file);
         let es = Bytes::from(std::fs::read(&path).expect("clip"));
         // Zero-copy splitting: every NAL is a slice of the file's buffer.
         for n in NalUnitsBytes::new(es.clone()) {

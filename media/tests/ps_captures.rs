@@ -1,4 +1,4 @@
-//! Every PS capture in shared/testdata (ps/, rtp/) demuxes, with concrete outcomes.
+//! Every PS capture in tests/data (provenance in its README) demuxes, with concrete outcomes.
 
 mod ps_common;
 
@@ -11,7 +11,7 @@ use ps_common::*;
 #[test]
 fn gb28181_test_tool_g711_file() {
     // 3,627,209 B: 7,982 packs, 320 system headers + PSMs, 35,353 G.711 PES of 80 B.
-    let data = std::fs::read(shared("ps/Audio_G711_PS2.mpg")).expect("testdata");
+    let data = std::fs::read(testdata("Audio_G711_PS2.mpg")).expect("testdata");
     let r = demux_split(&data, 64 * 1024);
     assert_eq!(r.stats.packs, 7982);
     assert_eq!(r.stats.psms, 320);
@@ -57,7 +57,8 @@ fn gb28181_test_tool_g711_file() {
 
 #[test]
 fn hikvision_keyframe_payloads() {
-    let data = std::fs::read(local("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture");
+    let data =
+        std::fs::read(testdata("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture");
     let r = demux_split(&data, 1400);
     let video: Vec<_> = r.video().collect();
     assert_eq!(video.len(), 1);
@@ -89,7 +90,7 @@ fn hikvision_keyframe_payloads() {
 #[test]
 fn srs_rtp_keyframe_private_stream_audio_and_p_frame() {
     let data =
-        std::fs::read(shared("rtp/srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571")).expect("testdata");
+        std::fs::read(testdata("srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571")).expect("testdata");
     let payloads = rfc4571_payloads(&data);
     assert_eq!(payloads.len(), 14);
     let r = demux_chunks(payloads.into_iter().map(|(_, p)| p));
@@ -113,8 +114,7 @@ fn srs_rtp_keyframe_private_stream_audio_and_p_frame() {
 
 #[test]
 fn lal_two_p_frames_without_psm() {
-    let data =
-        std::fs::read(shared("rtp/lal_ps_rtp_seq0-8_ssrc0bebc265.rfc4571")).expect("testdata");
+    let data = std::fs::read(testdata("lal_ps_rtp_seq0-8_ssrc0bebc265.rfc4571")).expect("testdata");
     let r = demux_chunks(rfc4571_payloads(&data).into_iter().map(|(_, p)| p));
     let video: Vec<_> = r.video().collect();
     assert_eq!(video.len(), 2);
@@ -127,7 +127,7 @@ fn lal_two_p_frames_without_psm() {
 fn lal_keyframe_start_is_not_emitted_whole() {
     // One packet: pack, system header, PSM, SPS/PPS and the start of an IDR PES that continues
     // beyond the capture: the frame is cut short and must not come out as if whole.
-    let data = std::fs::read(shared("rtp/lal_ps_rtp_seq291_ssrc0bebc265.rtp")).expect("testdata");
+    let data = std::fs::read(testdata("lal_ps_rtp_seq291_ssrc0bebc265.rtp")).expect("testdata");
     let p = media::rtp::RtpPacket::parse(Bytes::from(data)).expect("rtp");
     let r = demux_chunks([p.payload().clone()]);
     assert_eq!(r.video().count(), 0);
@@ -138,7 +138,7 @@ fn lal_keyframe_start_is_not_emitted_whole() {
 #[test]
 fn srs_single_audio_packet() {
     let data =
-        std::fs::read(shared("rtp/srs_ps_rtp_audio_seq31916_ssrc0bebd135.rtp")).expect("testdata");
+        std::fs::read(testdata("srs_ps_rtp_audio_seq31916_ssrc0bebd135.rtp")).expect("testdata");
     let p = media::rtp::RtpPacket::parse(Bytes::from(data)).expect("rtp");
     let r = demux_chunks([p.payload().clone()]);
     let audio: Vec<_> = r.audio().collect();
@@ -156,9 +156,7 @@ fn srs_single_audio_packet() {
 
 #[test]
 fn fragments() {
-    let frag = |n: &str| {
-        Bytes::from(std::fs::read(shared(&format!("ps/fragments/{n}"))).expect("testdata"))
-    };
+    let frag = |n: &str| Bytes::from(std::fs::read(testdata(n)).expect("testdata"));
     // A whole private PES: skipped, nothing else.
     let r = demux_chunks([frag("srs_private_stream_pes.bin")]);
     assert!(r.aus.is_empty());

@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 fn mixed() -> &'static [u8] {
     static DATA: OnceLock<Vec<u8>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let es = Bytes::from(std::fs::read(shared("media/srs_bench_avatar.h264")).expect("clip"));
-        let aac = Bytes::from(std::fs::read(shared("media/srs_bench_avatar.aac")).expect("aac"));
+        let es = Bytes::from(std::fs::read(testdata("srs_bench_avatar.h264")).expect("clip"));
+        let aac = Bytes::from(std::fs::read(testdata("srs_bench_avatar.aac")).expect("aac"));
         let aac = split_adts(&aac);
         let mut mux = PsMuxer::new();
         let mut out = Vec::new();
@@ -69,11 +69,11 @@ fn mixed() -> &'static [u8] {
 fn inputs() -> &'static [Vec<u8>] {
     static DATA: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     DATA.get_or_init(|| {
-        let g711 = std::fs::read(shared("ps/Audio_G711_PS2.mpg")).expect("testdata");
+        let g711 = std::fs::read(testdata("Audio_G711_PS2.mpg")).expect("testdata");
         let rtp =
-            std::fs::read(shared("rtp/srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571")).expect("testdata");
+            std::fs::read(testdata("srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571")).expect("testdata");
         vec![
-            std::fs::read(local("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture"),
+            std::fs::read(testdata("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture"),
             g711[..40_000].to_vec(),
             rfc4571_payloads(&rtp)
                 .into_iter()

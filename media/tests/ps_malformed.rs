@@ -70,10 +70,10 @@ fn sweep(name: &str, data: &[u8], stride: usize) {
 #[test]
 fn rtp_captures_every_position() {
     for f in [
-        "rtp/srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571",
-        "rtp/lal_ps_rtp_seq0-8_ssrc0bebc265.rfc4571",
+        "srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571",
+        "lal_ps_rtp_seq0-8_ssrc0bebc265.rfc4571",
     ] {
-        let data = std::fs::read(shared(f)).expect("testdata");
+        let data = std::fs::read(testdata(f)).expect("testdata");
         let ps: Vec<u8> = rfc4571_payloads(&data)
             .into_iter()
             .flat_map(|(_, p)| p.to_vec())
@@ -84,7 +84,8 @@ fn rtp_captures_every_position() {
 
 #[test]
 fn hikvision_keyframe_headers_every_position_body_strided() {
-    let data = std::fs::read(local("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture");
+    let data =
+        std::fs::read(testdata("srs_ps_payloads_seq31813-31914_filler.ps")).expect("fixture");
     // The headers are in the first bytes and around the PES boundaries: all of the first 1 KiB,
     // then a stride.
     sweep("srs payloads head", &data[..1024.min(data.len())], 1);
@@ -93,7 +94,7 @@ fn hikvision_keyframe_headers_every_position_body_strided() {
 
 #[test]
 fn gb28181_test_tool_file_prefix_and_stride() {
-    let data = std::fs::read(shared("ps/Audio_G711_PS2.mpg")).expect("testdata");
+    let data = std::fs::read(testdata("Audio_G711_PS2.mpg")).expect("testdata");
     sweep("g711 prefix", &data[..8192], 1);
     sweep("g711 strided prefix", &data[..400_000], 4001);
 }
@@ -106,7 +107,7 @@ fn fragments_and_noise() {
         "srs_partial_pes_header.bin",
         "srs_private_stream_pes.bin",
     ] {
-        let data = std::fs::read(local(f)).expect("fixture");
+        let data = std::fs::read(testdata(f)).expect("fixture");
         for pos in 0..data.len() {
             demux_checked(&data[..pos], 3, false);
             let mut m = data.clone();

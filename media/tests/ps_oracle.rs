@@ -110,8 +110,8 @@ fn ffmpeg_reads_our_h264_and_h265() {
     for (clip, codec, format) in [
         (h264_clip(&dir), Codec::H264, "h264"),
         (h265, Codec::H265, "hevc"),
-        (shared("media/srs_bench_avatar.h264"), Codec::H264, "h264"),
-        (shared("media/srs_bench_avatar.h265"), Codec::H265, "hevc"),
+        (testdata("srs_bench_avatar.h264"), Codec::H264, "h264"),
+        (testdata("srs_bench_avatar.h265"), Codec::H265, "hevc"),
     ] {
         let es = Bytes::from(std::fs::read(&clip).expect("clip"));
         let ps = mux_es(&es, codec);
@@ -145,7 +145,7 @@ fn ffmpeg_reads_our_aac() {
         return;
     }
     let dir = tempdir("oracle-audio");
-    let aac = Bytes::from(std::fs::read(shared("media/srs_bench_avatar.aac")).expect("aac"));
+    let aac = Bytes::from(std::fs::read(testdata("srs_bench_avatar.aac")).expect("aac"));
     let mut mux = PsMuxer::new();
     let mut ps = Vec::new();
     for (i, f) in split_adts(&aac).into_iter().enumerate() {

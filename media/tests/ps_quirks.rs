@@ -103,7 +103,7 @@ fn hikvision_h265_bare_pack_header() {
 
 #[test]
 fn aac_inside_a_g711_labelled_stream() {
-    let aac = std::fs::read(shared("media/srs_bench_avatar.aac")).expect("aac");
+    let aac = std::fs::read(testdata("srs_bench_avatar.aac")).expect("aac");
     let frames = split_adts(&Bytes::from(aac));
     let mut s = Vec::new();
     pack_hdr(&mut s, 0);
@@ -530,7 +530,7 @@ fn psm_stream_types_of_annex_c() {
 #[test]
 fn several_adts_frames_in_one_pes_become_one_unit_each() {
     let aac = split_adts(&Bytes::from(
-        std::fs::read(shared("media/srs_bench_avatar.aac")).expect("aac"),
+        std::fs::read(testdata("srs_bench_avatar.aac")).expect("aac"),
     ));
     let mut s = Vec::new();
     pack_hdr(&mut s, 0);

@@ -9,7 +9,7 @@ use media::{AccessUnit, Codec};
 use ps_common::*;
 
 fn video_units(file: &str, codec: Codec) -> Vec<AccessUnit> {
-    let es = Bytes::from(std::fs::read(shared(file)).expect("clip"));
+    let es = Bytes::from(std::fs::read(testdata(file)).expect("clip"));
     split_access_units(&es, codec)
         .into_iter()
         .enumerate()
@@ -94,7 +94,7 @@ fn g711_units(codec: Codec, sid: u8) -> Vec<AccessUnit> {
 }
 
 fn aac_units() -> Vec<AccessUnit> {
-    let es = Bytes::from(std::fs::read(shared("media/srs_bench_avatar.aac")).expect("clip"));
+    let es = Bytes::from(std::fs::read(testdata("srs_bench_avatar.aac")).expect("clip"));
     split_adts(&es)
         .into_iter()
         .enumerate()
@@ -168,14 +168,14 @@ fn assert_round_trip(units: &[AccessUnit]) {
 
 #[test]
 fn h264_avatar() {
-    let units = video_units("media/srs_bench_avatar.h264", Codec::H264);
+    let units = video_units("srs_bench_avatar.h264", Codec::H264);
     assert_eq!(units.len(), 308);
     assert_round_trip(&units);
 }
 
 #[test]
 fn h265_avatar() {
-    let units = video_units("media/srs_bench_avatar.h265", Codec::H265);
+    let units = video_units("srs_bench_avatar.h265", Codec::H265);
     assert!(units.iter().filter(|u| u.keyframe).count() >= 2);
     assert_round_trip(&units);
 }
@@ -202,7 +202,7 @@ fn aac_avatar() {
 
 #[test]
 fn interleaved_video_and_audio() {
-    let video = video_units("media/srs_bench_avatar.h264", Codec::H264);
+    let video = video_units("srs_bench_avatar.h264", Codec::H264);
     let audio = g711_units(Codec::G711A, 0xC0);
     let mut units = Vec::new();
     for (i, v) in video.iter().take(100).enumerate() {
@@ -214,7 +214,7 @@ fn interleaved_video_and_audio() {
 
 #[test]
 fn single_pes_frames_are_slices_of_the_input() {
-    let units = video_units("media/srs_bench_avatar.h264", Codec::H264);
+    let units = video_units("srs_bench_avatar.h264", Codec::H264);
     let ps = Bytes::from(mux_all(&units[..20]));
     let mut d = PsDemuxer::new();
     d.push(ps.clone());

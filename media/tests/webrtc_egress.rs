@@ -16,13 +16,13 @@ use std::time::Duration;
 use str0m::Rtc;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::KeyframeRequestKind;
-use webrtc_common::{Net, access_units, chromium_like, nal_units, shared};
+use webrtc_common::{Net, access_units, chromium_like, nal_units, testdata};
 
 const CAM: StreamId = StreamId(7);
 const FRAME: Duration = Duration::from_millis(40);
 
 fn clip(name: &str, codec: Codec) -> Vec<AccessUnit> {
-    let es = Bytes::from(std::fs::read(shared(name)).expect("shared test clip"));
+    let es = Bytes::from(std::fs::read(testdata(name)).expect("test clip"));
     access_units(&es, codec)
 }
 
@@ -57,7 +57,7 @@ fn play(net: &mut Net, aus: &[AccessUnit]) {
 }
 
 fn h264_clip_arrives_exactly(packetization: Packetization, cache: bool) {
-    let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
+    let aus = clip("srs_bench_avatar.h264", Codec::H264);
     assert!(aus.len() > 300 && aus[0].keyframe);
     let mut config = EgressConfig {
         packetization,
@@ -274,7 +274,7 @@ fn h265_stream_without_h265_offer_is_a_typed_error() {
 
 #[test]
 fn h265_clip_arrives_when_offered() {
-    let aus = clip("media/srs_bench_avatar.h265", Codec::H265);
+    let aus = clip("srs_bench_avatar.h265", Codec::H265);
     let mut net = Net::new(config());
     let tracks = Tracks::new(CAM, Some(Codec::H265), None);
     let a = net.add_client(Rtc::builder(), false, tracks).unwrap();
@@ -332,7 +332,7 @@ fn pli_from_browser_is_a_keyframe_request() {
     let tracks = Tracks::new(CAM, Some(Codec::H264), None);
     let a = net.add_client(chromium_like(), false, tracks).unwrap();
     net.connect_all();
-    let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
+    let aus = clip("srs_bench_avatar.h264", Codec::H264);
     play(&mut net, &aus[..3]);
     net.events.clear();
     let mid = net.clients[a].video_mid.unwrap();
@@ -357,7 +357,7 @@ fn removed_viewer_gets_nothing_more() {
     let a = net.add_client(chromium_like(), false, tracks).unwrap();
     let b = net.add_client(chromium_like(), false, tracks).unwrap();
     net.connect_all();
-    let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
+    let aus = clip("srs_bench_avatar.h264", Codec::H264);
     play(&mut net, &aus[..5]);
     let va = net.clients[a].viewer.unwrap();
     assert!(net.egress.remove_viewer(net.now, va));
@@ -376,7 +376,7 @@ fn removed_viewer_gets_nothing_more() {
 fn the_cache_lives_until_the_stream_ends() {
     let mut net = Net::new(config());
     let tracks = Tracks::new(CAM, Some(Codec::H264), None);
-    let aus = clip("media/srs_bench_avatar.h264", Codec::H264);
+    let aus = clip("srs_bench_avatar.h264", Codec::H264);
     play(&mut net, &aus[..2]);
     net.egress.open_stream(CAM, None);
     play(&mut net, &aus[..3]);

@@ -4,9 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The shared public test data (see its SOURCES.md).
-pub const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata");
-/// This crate's own MANSCDP fixtures (see the README there).
+/// This crate's test data: `sip/` and `manscdp/`, each with its provenance (SOURCES.md,
+/// README.md).
+pub const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+/// The MANSCDP bodies (see the README there).
 pub const LOCAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/manscdp");
 
 /// A MANSCDP body and where it came from.
@@ -35,15 +36,16 @@ pub fn sip_body(msg: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&msg[..at], &msg[at + 4..]))
 }
 
-/// Every MANSCDP body of the shared test data: `manscdp/**/*.xml`, and the bodies of the
-/// `sip/*.sip`, `sip/srs_utest/*`, `sip/gmv/reference/extracted/*.sip` and
-/// `sip/gmv/generated/*.sip` messages whose Content-Type is MANSCDP.
-pub fn shared_bodies() -> Vec<Sample> {
-    let base = Path::new(SHARED);
+/// Every MANSCDP body that came from a real device or a public project: `manscdp/**/*.xml`
+/// but the `synthetic_*` ones, and the bodies of the `sip/*.sip`, `sip/srs_utest/*`,
+/// `sip/gmv/reference/extracted/*.sip` and `sip/gmv/generated/*.sip` messages whose
+/// Content-Type is MANSCDP.
+pub fn real_bodies() -> Vec<Sample> {
+    let base = Path::new(DATA);
     let mut out = Vec::new();
     let mut xml = Vec::new();
     files(&base.join("manscdp"), Some("xml"), &mut xml);
-    for p in xml {
+    for p in xml.into_iter().filter(|p| !is_synthetic(p)) {
         out.push(Sample {
             name: rel(&p),
             bytes: fs::read(&p).unwrap(),
@@ -86,11 +88,18 @@ pub fn shared_bodies() -> Vec<Sample> {
     out
 }
 
-/// This crate's fixtures in `tests/data/manscdp/*.xml`.
-pub fn local_bodies() -> Vec<Sample> {
+fn is_synthetic(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("synthetic_"))
+}
+
+/// The bodies written for these tests: `tests/data/manscdp/synthetic_*.xml`.
+pub fn synthetic_bodies() -> Vec<Sample> {
     let mut v = Vec::new();
     files(Path::new(LOCAL), Some("xml"), &mut v);
     v.into_iter()
+        .filter(|p| is_synthetic(p))
         .map(|p| Sample {
             name: rel(&p),
             bytes: fs::read(&p).unwrap(),
@@ -98,17 +107,17 @@ pub fn local_bodies() -> Vec<Sample> {
         .collect()
 }
 
-/// Shared and local bodies together.
+/// Real and synthetic bodies together.
 pub fn all_bodies() -> Vec<Sample> {
-    let mut v = shared_bodies();
-    v.extend(local_bodies());
+    let mut v = real_bodies();
+    v.extend(synthetic_bodies());
     v
 }
 
-/// One shared body by relative path (a `.sip` file yields its body).
-pub fn shared(rel_path: &str) -> Vec<u8> {
+/// One body by its path under `tests/data` (a `.sip` file yields its body).
+pub fn data(rel_path: &str) -> Vec<u8> {
     let bytes =
-        fs::read(Path::new(SHARED).join(rel_path)).unwrap_or_else(|e| panic!("{rel_path}: {e}"));
+        fs::read(Path::new(DATA).join(rel_path)).unwrap_or_else(|e| panic!("{rel_path}: {e}"));
     if rel_path.ends_with(".sip") {
         sip_body(&bytes)
             .expect("SIP message with a body")
@@ -120,12 +129,8 @@ pub fn shared(rel_path: &str) -> Vec<u8> {
 }
 
 fn rel(p: &Path) -> String {
-    let s = p.to_string_lossy();
-    match s.find("testdata/") {
-        Some(i) => s[i + 9..].to_owned(),
-        None => p
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    }
+    p.strip_prefix(DATA)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }

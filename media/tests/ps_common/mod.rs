@@ -7,18 +7,9 @@ use media::ps::{DemuxEvent, DemuxStats, PsDemuxer, Quirk, StreamConfig};
 use std::path::PathBuf;
 use std::process::Command;
 
-/// A file under the shared test data.
-pub fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/"
-    ))
-    .join(rel)
-}
-
-/// A file under media/tests/data.
-pub fn local(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/")).join(rel)
+/// A file of `media/tests/data` (provenance in the README there).
+pub fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/")).join(name)
 }
 
 /// Everything a demuxer produced.

@@ -3,21 +3,17 @@
 
 use bytes::Bytes;
 
-/// The four RTP captures of `shared/testdata/rtp` (copies in `tests/data`).
+/// The four RTP captures in `tests/data` (provenance in the README there).
 pub const LAL_SEQ0_8: &str = "lal_ps_rtp_seq0-8_ssrc0bebc265.rfc4571";
 pub const LAL_SEQ291: &str = "lal_ps_rtp_seq291_ssrc0bebc265.rtp";
 pub const SRS_SEQ0_13: &str = "srs_ps_rtp_seq0-13_ssrc0bebdfa1.rfc4571";
 pub const SRS_AUDIO: &str = "srs_ps_rtp_audio_seq31916_ssrc0bebd135.rtp";
 pub const ALL: [&str; 4] = [LAL_SEQ0_8, LAL_SEQ291, SRS_SEQ0_13, SRS_AUDIO];
 
-/// Reads a capture from `shared/testdata/rtp`, or from the copy in `tests/data` when the
-/// shared folder is not beside the repository.
+/// Reads a capture from `tests/data`.
 pub fn load(name: &str) -> Vec<u8> {
-    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/rtp/");
-    let local = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
-    std::fs::read(format!("{shared}{name}"))
-        .or_else(|_| std::fs::read(format!("{local}{name}")))
-        .unwrap_or_else(|e| panic!("capture {name}: {e}"))
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+    std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("capture {name}: {e}"))
 }
 
 /// The packets of an RFC 4571 capture (2-byte big-endian length before each), split by hand.

@@ -19,13 +19,9 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 /// The egress's announce address.
 pub const SERVER: &str = "127.0.0.1:8189";
 
-/// A file under the shared test data.
-pub fn shared(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata/"
-    ))
-    .join(rel)
+/// A file of `media/tests/data` (provenance in the README there).
+pub fn testdata(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/")).join(name)
 }
 
 /// Splits an Annex B elementary stream into access units: a new unit begins at an AUD,
