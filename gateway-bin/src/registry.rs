@@ -179,15 +179,13 @@ impl From<&ItemRow> for ChannelView {
     }
 }
 
-/// `ON` / `OFF` whatever spelling the device used (`Online`, `OFFLINE`, `on` …).
+/// `ON` / `OFF` whatever spelling the device used (`Online`, `OFFLINE`, `on`, `1` …; see
+/// `gb28181::manscdp::on_off`); anything else as sent, trimmed.
 fn normalize_status(s: &str) -> String {
-    let t = s.trim();
-    if t.eq_ignore_ascii_case("ON") || t.eq_ignore_ascii_case("ONLINE") || t == "1" {
-        "ON".into()
-    } else if t.eq_ignore_ascii_case("OFF") || t.eq_ignore_ascii_case("OFFLINE") || t == "0" {
-        "OFF".into()
-    } else {
-        t.to_owned()
+    match gb28181::manscdp::on_off(s) {
+        Some(true) => "ON".into(),
+        Some(false) => "OFF".into(),
+        None => s.trim().to_owned(),
     }
 }
 

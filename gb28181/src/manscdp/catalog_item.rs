@@ -277,17 +277,10 @@ impl CatalogItem {
             .filter(|s| !s.is_empty())
     }
 
-    /// `Status` read leniently: `ON`/`ONLINE` → true, `OFF`/`OFFLINE` → false (any case);
-    /// `None` when absent or anything else.
+    /// `Status` read leniently ([`on_off`](super::on_off): `ON`/`ONLINE`/`1` → true,
+    /// `OFF`/`OFFLINE`/`0` → false, any case); `None` when absent or anything else.
     pub fn online(&self) -> Option<bool> {
-        let s = self.status.as_deref()?.trim();
-        if s.eq_ignore_ascii_case("ON") || s.eq_ignore_ascii_case("ONLINE") {
-            Some(true)
-        } else if s.eq_ignore_ascii_case("OFF") || s.eq_ignore_ascii_case("OFFLINE") {
-            Some(false)
-        } else {
-            None
-        }
+        super::on_off(self.status.as_deref()?)
     }
 
     /// The Annex N `Event`, when present and known (any case).

@@ -51,16 +51,10 @@ impl DeviceStatus {
         }
     }
 
-    /// `Online` read leniently: `ONLINE`/`ON` → true, `OFFLINE`/`OFF` → false (any case).
+    /// `Online` read leniently ([`on_off`](super::on_off): `ONLINE`/`ON`/`1` → true,
+    /// `OFFLINE`/`OFF`/`0` → false, any case).
     pub fn is_online(&self) -> Option<bool> {
-        let s = self.online.as_deref()?.trim();
-        if s.eq_ignore_ascii_case("ONLINE") || s.eq_ignore_ascii_case("ON") {
-            Some(true)
-        } else if s.eq_ignore_ascii_case("OFFLINE") || s.eq_ignore_ascii_case("OFF") {
-            Some(false)
-        } else {
-            None
-        }
+        super::on_off(self.online.as_deref()?)
     }
 
     pub(crate) fn from_children(children: Vec<Element>) -> DeviceStatus {

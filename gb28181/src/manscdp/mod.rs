@@ -41,6 +41,7 @@ mod device_status;
 mod envelope;
 mod error;
 mod keepalive;
+mod values;
 pub mod xml;
 
 pub use catalog::{CatalogQuery, CatalogResponse, catalog_pages};
@@ -52,4 +53,5 @@ pub use device_status::{AlarmStatusItem, DeviceStatus};
 pub use envelope::{Body, CmdType, Manscdp, RootKind};
 pub use error::ManscdpError;
 pub use keepalive::Keepalive;
+pub use values::on_off;
 pub use xml::Element;
