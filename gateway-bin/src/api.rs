@@ -124,6 +124,11 @@ impl From<QueryFailure> for ApiError {
                 "signalling service stopped",
                 Value::Null,
             ),
+            QueryFailure::Refused(e) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the query was refused",
+                json!({ "reason": e.to_string() }),
+            ),
         }
     }
 }

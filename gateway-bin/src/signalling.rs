@@ -54,6 +54,9 @@ pub enum QueryFailure {
     /// The signalling task stopped.
     #[error("the signalling service stopped")]
     Stopped,
+    /// The platform refused the command for another reason.
+    #[error("the query was refused: {0}")]
+    Refused(CommandError),
 }
 
 /// Callers waiting for a query's outcome (several when a query joined an open one).
@@ -152,6 +155,7 @@ impl Signalling {
             Err(CommandError::UnknownDevice(d)) => return Err(QueryFailure::UnknownDevice(d)),
             Err(CommandError::Offline(d)) => return Err(QueryFailure::Offline(d)),
             Err(CommandError::Busy(limit)) => return Err(QueryFailure::Busy(limit.as_str())),
+            Err(other) => return Err(QueryFailure::Refused(other)),
         };
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(QueryOutcome::Failed(e))) => Err(QueryFailure::Device(e)),
@@ -184,6 +188,7 @@ impl Signalling {
             CommandError::Busy(limit) => {
                 LiveError::Refused(format!("gateway busy ({})", limit.as_str()))
             }
+            other => LiveError::Refused(other.to_string()),
         })
     }
 
@@ -454,6 +459,7 @@ impl EventSink {
             | PlatformEvent::CallEnded { .. }) => {
                 let _ = self.calls.send(ev);
             }
+            other => debug!(event = ?other, "platform event not handled"),
         }
     }
 }

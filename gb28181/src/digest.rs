@@ -26,6 +26,7 @@ use rand::RngCore;
 
 /// Why an `Authorization` header value could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DigestError {
     /// The scheme is not `Digest` (RFC 3261 §22.4 allows only Digest).
     #[error("authorization scheme is not Digest")]

@@ -27,6 +27,7 @@ use std::fmt;
 
 /// Why an SDP body could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SdpError {
     /// The body is not text.
     #[error("SDP body is not UTF-8")]

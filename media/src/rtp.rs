@@ -35,6 +35,7 @@ const TS_SYNC_BYTE: u8 = 0x47;
 /// Why a datagram is not a usable RTP packet. Every variant names the byte offset at which the
 /// rule failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RtpError {
     /// The packet ends before a part its header announces (RFC 3550 §5.1, §5.3.1).
     #[error("RTP packet truncated: {what} needs bytes {offset}..{needed}, packet has {len}")]
@@ -286,6 +287,7 @@ pub fn looks_like_rtcp(b: &[u8]) -> bool {
 
 /// Why a packet could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RtpBuildError {
     /// More than 15 CSRCs (RFC 3550 §5.1, CC is 4 bits).
     #[error("{0} CSRCs, at most 15 fit in the CC field")]

@@ -276,6 +276,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 EgressEvent::KeyframeRequest(_) => counters.keyframe_requests += 1,
                 EgressEvent::Reaped(_) => counters.reaped += 1,
                 EgressEvent::Disconnected(_) => counters.disconnected += 1,
+                _ => {}
             }
         }
         egress.drain_transmits(&mut batch);

@@ -186,6 +186,7 @@ impl Sinks {
                     }
                     self.quirks_seen.push(q.to_string());
                 }
+                _ => {}
             }
         }
         Ok(())

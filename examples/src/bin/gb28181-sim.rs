@@ -285,6 +285,7 @@ impl Sim {
                     }
                 }
                 DeviceEvent::Unregistered => {}
+                _ => {}
             }
         }
     }

@@ -168,6 +168,7 @@ pub async fn run(
                 EgressEvent::KeyframeRequest(v) => {
                     let _ = events.send(ViewerEvent::KeyframeRequest(v));
                 }
+                other => debug!(event = ?other, "egress event not handled"),
             }
         }
         egress.drain_transmits(&mut batch);

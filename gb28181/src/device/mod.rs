@@ -78,6 +78,7 @@ pub enum RegState {
 
 /// Events from a [`Device`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum DeviceEvent {
     /// Registration succeeded; `latency` runs from the first REGISTER to the 200 OK.
     Registered {

@@ -173,6 +173,7 @@ pub enum CatalogNodeKind {
 
 /// A catalog change event (Annex N), sent in `Notify/Catalog` items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CatalogEvent {
     /// Came online.
     On,

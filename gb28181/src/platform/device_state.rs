@@ -89,6 +89,7 @@ impl DeviceState {
 
 /// Why a command could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
     /// No such device.
     #[error("device {0} is unknown")]

@@ -91,6 +91,7 @@ impl AuthFailure {
 
 /// Why a query did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueryError {
     /// The device never answered the MESSAGE (transaction timeout).
     NoAnswer,
@@ -128,6 +129,7 @@ pub struct CatalogResult {
 
 /// Events from [`super::Platform`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum PlatformEvent {
     /// A device registered or refreshed its registration.
     Registered {

@@ -173,6 +173,7 @@ impl TransactionKey {
 
 /// What the transaction layer tells its user.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum TxEvent {
     /// A new request. `key` is `None` for an ACK that matched no transaction (the ACK of a
     /// 2xx, which belongs to the dialog).
@@ -241,6 +242,7 @@ pub enum TxEvent {
 
 /// Why a send through the layer was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TxError {
     /// The request has no top Via with a branch parameter.
     #[error("request has no Via branch; cannot key the transaction")]

@@ -27,6 +27,7 @@ pub struct AdtsHeader {
 
 /// Why bytes are not an ADTS header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdtsError {
     /// Fewer than 7 bytes.
     #[error("ADTS header needs 7 bytes")]

@@ -33,6 +33,7 @@ pub fn is_keyframe_nal(nal_type: u8) -> bool {
 
 /// What went wrong parsing a parameter set.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SpsError {
     /// The NAL unit is not of the expected type.
     #[error("NAL unit type {0} is not a sequence parameter set")]

@@ -36,6 +36,7 @@ impl Default for DemuxConfig {
 
 /// What the demuxer found.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum DemuxEvent {
     /// A whole frame of one stream.
     AccessUnit(AccessUnit),

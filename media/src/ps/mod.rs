@@ -78,6 +78,7 @@ pub const PROGRAM_END: u8 = 0xB9;
 
 /// Why a syntax element could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// More bytes are needed: at least `needed` in total from the start code.
     #[error("incomplete: {needed} bytes needed")]

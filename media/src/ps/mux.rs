@@ -34,6 +34,7 @@ impl Default for MuxConfig {
 
 /// Why an access unit cannot be muxed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum MuxError {
     /// The stream id is not 0xE0–0xEF for video or 0xC0–0xDF for audio.
     #[error("stream id {stream_id:#04x} does not fit codec {codec:?}")]

@@ -171,6 +171,7 @@ pub enum ViewerLocation {
 
 /// What happened to a viewer, from [`Egress::poll_event`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EgressEvent {
     /// ICE and DTLS are up. The stream's cached GOP ([`EgressConfig::gop_cache`]) has been
     /// written to the viewer; `started` says whether that included a key frame. When it did
@@ -193,6 +194,7 @@ pub enum EgressEvent {
 
 /// Why a viewer could not be added (the gateway answers the WHEP POST with a 4xx).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EgressError {
     /// The stream's codec cannot be sent: the offer has no payload type for it.
     #[error(

@@ -40,6 +40,7 @@ fn drain(d: &mut PsDemuxer, out: &mut Demuxed) {
             DemuxEvent::AccessUnit(a) => out.aus.push(a),
             DemuxEvent::StreamConfig(c) => out.configs.push(c),
             DemuxEvent::Quirk(q) => out.quirks.push(q),
+            other => panic!("an event these tests do not know: {other:?}"),
         }
     }
 }
