@@ -19,6 +19,8 @@
 //! - [`throttle`]: failure throttling with growing back-off (digest and API failures).
 //! - `net` (feature `tokio`): a UDP + TCP transport shell that drives a sans-IO core.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod device;
 pub mod digest;

@@ -16,6 +16,8 @@
 //! - [`packetize`]: PS frames into RTP packets (PT 96, 90 kHz), device side.
 //! - [`codec`]: H.264/H.265 NAL units and parameter sets, G.711, AAC ADTS.
 
+#![warn(missing_docs)]
+
 pub mod arena;
 pub mod codec;
 pub mod frame;

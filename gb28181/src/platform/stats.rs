@@ -107,7 +107,7 @@ pub struct PlatformStats {
     /// Requests and responses refused because they claimed a registered device from
     /// another source than its registration.
     pub source_refused: u64,
-    /// Times each bound was hit, by [`Limit::index`].
+    /// Times each bound was hit, in the order of [`Limit::ALL`].
     pub limit_hits: [u64; Limit::ALL.len()],
     /// Catalog items collected.
     pub catalog_items: u64,

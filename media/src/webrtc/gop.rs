@@ -10,7 +10,7 @@
 use super::packetizer::RtpPayload;
 use crate::AccessUnit;
 
-/// Bounds of a [`GopCache`].
+/// Bounds of a stream's key-frame cache ([`EgressConfig::gop_cache`](super::EgressConfig::gop_cache)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GopLimits {
     /// Frames kept at most; 0 turns the cache off.
