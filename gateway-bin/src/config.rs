@@ -5,7 +5,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use gb28181::sdp::MediaTransport;
+use serde::{Deserialize, Deserializer};
+
+/// `media.transport` by name, an unknown one refused with the accepted names.
+fn media_transport<'de, D: Deserializer<'de>>(d: D) -> Result<MediaTransport, D::Error> {
+    let name = String::deserialize(d)?;
+    MediaTransport::parse(&name).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`{name}` is not a media transport: expected udp, tcp-passive or tcp-active"
+        ))
+    })
+}
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -193,8 +204,10 @@ pub struct MediaConfig {
     pub announce_ip: Option<IpAddr>,
     /// Port range for media, `"30000-30999"`.
     pub ports: String,
-    /// Default transport: `udp`, `tcp-passive` (device connects to us) or `tcp-active`.
-    pub transport: String,
+    /// Default transport: `udp`, `tcp-passive` (device connects to us) or `tcp-active`
+    /// (also read: `tcp`, `passive`, `active`). Anything else is refused at start.
+    #[serde(deserialize_with = "media_transport")]
+    pub transport: MediaTransport,
     /// How long to wait for the device to answer an INVITE, in seconds.
     pub invite_timeout_secs: u64,
     /// How long after the 200 OK media must start, in seconds.
@@ -228,7 +241,7 @@ impl Default for MediaConfig {
             bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             announce_ip: None,
             ports: "30000-30999".into(),
-            transport: "udp".into(),
+            transport: MediaTransport::Udp,
             invite_timeout_secs: 10,
             no_media_timeout_secs: 10,
             linger_secs: 10,
@@ -468,15 +481,6 @@ impl Config {
             });
         }
         self.media.port_range()?;
-        if gb28181::sdp::MediaTransport::parse(&self.media.transport).is_none() {
-            return Err(ConfigError::Invalid {
-                key: "media.transport",
-                reason: format!(
-                    "`{}`: expected udp, tcp-passive or tcp-active",
-                    self.media.transport
-                ),
-            });
-        }
         if let Some(t) = &self.http.api_token
             && t.chars().count() < MIN_TOKEN_LEN
         {
@@ -554,6 +558,27 @@ mod tests {
         c.validate().unwrap();
         c.http.cors_origins = vec!["*".into()];
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn media_policies_are_enums_and_unknown_names_are_refused_with_the_accepted_ones() {
+        let c: Config =
+            toml::from_str("[media]\ntransport = \"tcp-active\"\nssrc_policy = \"latch\"").unwrap();
+        assert_eq!(c.media.transport, MediaTransport::TcpActive);
+        assert_eq!(c.media.ssrc_policy, media::receive::SsrcPolicy::Latch);
+        let c: Config = toml::from_str("[media]\ntransport = \"TCP\"").unwrap();
+        assert_eq!(c.media.transport, MediaTransport::TcpPassive, "an alias");
+        let e = toml::from_str::<Config>("[media]\ntransport = \"rtsp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("transport") && e.contains("udp, tcp-passive or tcp-active"),
+            "{e}"
+        );
+        let e = toml::from_str::<Config>("[media]\nssrc_policy = \"loose\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ssrc_policy") && e.contains("strict"), "{e}");
     }
 
     #[test]

@@ -329,8 +329,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         media_announce
     };
-    let default_transport = gb28181::sdp::MediaTransport::parse(&cfg.media.transport)
-        .unwrap_or(gb28181::sdp::MediaTransport::Udp);
+    let default_transport = cfg.media.transport;
     let (first_port, last_port) = cfg.media.port_range()?;
     let mut rng = rand::rng();
     let hub = live::hub::start(
