@@ -332,8 +332,15 @@ fn report(case: &Case, s: &Seen, seconds: u32) {
     );
 }
 
-fn assert_clean(case: &Case, s: &Seen) {
-    assert!(s.frames >= 40, "{}: too few frames: {s:?}", case.name);
+fn assert_clean(case: &Case, s: &Seen, seconds: u32) {
+    // The viewer keeps getting pictures: at least one frame a second on average, and a
+    // third of the key frames (one a second). How many more depends on where the random
+    // drops fall: at 5 % without the key-frame request a run gave from 35 to 83 frames.
+    assert!(
+        s.frames >= seconds as usize && s.keyframes >= (seconds / 3) as usize,
+        "{}: too few frames: {s:?}",
+        case.name
+    );
     assert_eq!(
         s.foreign, 0,
         "{}: frames the camera never sent: {s:?}",
@@ -378,7 +385,7 @@ fn under_loss_and_reordering_the_browser_gets_only_whole_decodable_frames() {
     for (i, case) in cases.iter().enumerate() {
         let s = run(case, 3 + i as u8, seconds);
         report(case, &s, seconds);
-        assert_clean(case, &s);
+        assert_clean(case, &s, seconds);
         assert!(
             s.relay.starts_with("relayed") && !s.relay.contains("reordered 0 "),
             "{}: the relay reordered nothing: {}",
